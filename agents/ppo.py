@@ -1,0 +1,275 @@
+"""Proximal policy optimisation with a pluggable surrogate objective.
+
+Schulman et al. 2017, "Proximal Policy Optimization Algorithms". One ``update`` is one
+PPO iteration, written as nested ``lax.scan``s:
+
+    rollout     scan over num_steps   (num_envs parallel envs)
+    advantages  GAE, reverse scan     (truncation bootstraps, termination does not)
+    epochs      scan over update_epochs
+      minibatch scan over num_minibatches: surrogate + clipped value loss − entropy bonus
+
+The policy surrogate is any function ``loss(PolicyBatch, **hp.objective) -> scalar`` from
+``rlx.objectives`` (ppo_clip, kl_penalty, mdpo, dpo, lpo, ta_lpo, ...) or your own.
+
+    agent = ppo.make(ppo.PPOConfig(), *rlx.envs.make("CartPole-v1"), objective="ppo_clip")
+    train = rlx.make_train(agent)
+    state, metrics = jax.jit(jax.vmap(train))(keys, hp_batch)
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from rlx import envs, nets, objectives
+from rlx.advantages import gae
+from rlx.agent import Agent
+from rlx.config import ConfigError, check_choice, check_hidden, check_positive_int
+from rlx.distributions import mode
+
+
+@dataclasses.dataclass(frozen=True)
+class PPOConfig:
+    """Static settings: changing any of them recompiles.
+
+    Defaults are the CartPole settings of the PPO paper's Atari/classic-control recipe
+    as used by PureJaxRL and CleanRL (4 envs × 128 steps, 4 epochs × 4 minibatches).
+    """
+
+    total_timesteps: int = 500_000
+    num_envs: int = 4
+    num_steps: int = 128
+    update_epochs: int = 4
+    num_minibatches: int = 4
+    hidden: tuple[int, ...] = (64, 64)
+    activation: str = "tanh"
+    distribution: str = "auto"  # auto | categorical | gaussian
+    normalize_obs: bool = False
+    normalize_advantages: bool = True
+    clip_value_loss: bool = True
+    log_std_init: float = 0.0
+
+
+@struct.dataclass
+class PPOHparams:
+    """Dynamic hyperparameters: arrays, so a batch of them vmaps and they can be differentiated."""
+
+    lr: jax.Array
+    anneal_lr: jax.Array  # 1.0: lr decays linearly to 0 over the run; 0.0: constant
+    gamma: jax.Array
+    gae_lambda: jax.Array
+    vf_coef: jax.Array
+    vf_clip: jax.Array  # ε of the clipped value loss
+    ent_coef: jax.Array
+    max_grad_norm: jax.Array
+    objective: dict  # keyword arguments of the surrogate (clip range, drift-net weights, ...)
+
+
+@struct.dataclass
+class PPOState:
+    params: Any  # {"actor": ..., "critic": ...}
+    opt_state: Any
+    env_state: Any
+    obs: jax.Array
+    env_params: Any
+    objective_state: dict  # coefficients an adaptive objective changes between iterations
+    key: jax.Array
+    iteration: jax.Array
+
+
+@struct.dataclass
+class Policy:
+    actor: Any
+    obs_mean: jax.Array | None
+    obs_var: jax.Array | None
+
+
+class Transition(struct.PyTreeNode):
+    obs: jax.Array
+    action: jax.Array
+    log_prob: jax.Array
+    value: jax.Array
+    reward: jax.Array
+    terminated: jax.Array
+    truncated: jax.Array
+    final_obs: jax.Array
+    episode_done: jax.Array
+    episode_return: jax.Array
+
+
+DISTRIBUTIONS = ("auto", "categorical", "gaussian")
+
+
+def validate(config: PPOConfig, spec: envs.EnvSpec) -> None:
+    """Every check that can be made before compiling."""
+    owner = "PPOConfig"
+    if not isinstance(config, PPOConfig):
+        raise ConfigError(f"config must be a PPOConfig, got {type(config).__name__}")
+    for f in ("total_timesteps", "num_envs", "num_steps", "update_epochs", "num_minibatches"):
+        check_positive_int(owner, f, getattr(config, f))
+    check_hidden(owner, "hidden", config.hidden)
+    check_choice(owner, "activation", config.activation, nets.ACTIVATIONS)
+    check_choice(owner, "distribution", config.distribution, DISTRIBUTIONS)
+    batch = config.num_envs * config.num_steps
+    if batch % config.num_minibatches:
+        raise ConfigError(
+            f"{owner}: num_envs × num_steps = {config.num_envs} × {config.num_steps} = {batch} is not divisible "
+            f"by num_minibatches={config.num_minibatches}; choose num_minibatches among the divisors of {batch}")
+    if config.total_timesteps < batch:
+        raise ConfigError(f"{owner}.total_timesteps={config.total_timesteps} is smaller than one iteration "
+                          f"(num_envs × num_steps = {batch})")
+    if config.distribution == "categorical" and not spec.discrete:
+        raise ConfigError(f"{owner}.distribution='categorical' is discrete-only, but the env has a continuous "
+                          f"action space of dimension {spec.num_actions}; use 'gaussian' or 'auto'")
+    if config.distribution == "gaussian" and spec.discrete:
+        raise ConfigError(f"{owner}.distribution='gaussian' needs a continuous action space, but the env has "
+                          f"{spec.num_actions} discrete actions; use 'categorical' or 'auto'")
+
+
+def default_hparams(objective: objectives.Surrogate | None = None, key=None) -> PPOHparams:
+    """The usual PPO hyperparameters (lr 2.5e-4 annealed, γ 0.99, λ 0.95, ε_V 0.2, c_V 0.5, c_H 0.01)."""
+    surrogate = objectives.as_surrogate(objective or objectives.get("ppo_clip"))
+    f = lambda x: jnp.asarray(x, jnp.float32)
+    return PPOHparams(lr=f(2.5e-4), anneal_lr=f(1.0), gamma=f(0.99), gae_lambda=f(0.95), vf_coef=f(0.5),
+                      vf_clip=f(0.2), ent_coef=f(0.01), max_grad_norm=f(0.5),
+                      objective=surrogate.init(jax.random.PRNGKey(0) if key is None else key))
+
+
+def make(config: PPOConfig, env, env_params, objective: str | Callable | objectives.Surrogate = "ppo_clip") -> Agent:
+    """Build the PPO agent for ``env``; validates everything before any tracing."""
+    spec = envs.spec(env, env_params)
+    validate(config, spec)
+    surrogate = objectives.get(objective) if isinstance(objective, str) else objectives.as_surrogate(objective)
+    discrete = spec.discrete
+    batch_size = config.num_envs * config.num_steps
+    minibatch_size = batch_size // config.num_minibatches
+    num_iterations = config.total_timesteps // batch_size
+    horizon = jnp.float32(num_iterations)
+
+    if discrete:
+        actor = nets.CategoricalPolicy(spec.num_actions, config.hidden, config.activation)
+    else:
+        actor = nets.GaussianPolicy(spec.num_actions, config.hidden, config.activation, config.log_std_init)
+    critic = nets.ValueNet(config.hidden, config.activation)
+
+    # The env stack: continuous actions are clipped to the box; statistics of the optional
+    # observation normaliser live in the env state and travel with the policy.
+    eval_env = env if discrete else envs.ClipAction(env, spec.action_low, spec.action_high)
+    vec_env = envs.VecEnv(eval_env, config.num_envs)
+    train_env = envs.NormalizeObservation(vec_env) if config.normalize_obs else vec_env
+    adam = optax.scale_by_adam(eps=1e-5)
+
+    def init(key, hp: PPOHparams, env_params_=None) -> PPOState:
+        ep = env_params if env_params_ is None else env_params_
+        key, k_actor, k_critic, k_env = jax.random.split(key, 4)
+        dummy = jnp.zeros(spec.obs_shape, jnp.float32)
+        params = {"actor": actor.init(k_actor, dummy), "critic": critic.init(k_critic, dummy)}
+        obs, env_state = train_env.reset(k_env, ep)
+        adapted = surrogate.adapt_init(hp.objective) if surrogate.adapt_init else {}
+        return PPOState(params, adam.init(params), env_state, obs, ep, adapted, key, jnp.int32(0))
+
+    def loss_fn(params, hp, mb: Transition, advantage, target, progress, objective_hp):
+        dist = actor.apply(params["actor"], mb.obs)
+        log_prob = dist.log_prob(mb.action)
+        log_ratio = log_prob - mb.log_prob
+        if config.normalize_advantages:
+            advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
+        pb = objectives.PolicyBatch(log_ratio, advantage, progress, horizon)
+        policy_loss = surrogate.loss(pb, **objective_hp)
+        value = critic.apply(params["critic"], mb.obs)
+        if config.clip_value_loss:
+            value_loss = objectives.clipped_value_loss(value, mb.value, target, epsilon=hp.vf_clip)
+        else:
+            value_loss = 0.5 * objectives.squared_error(value, target)
+        entropy = dist.entropy().mean()
+        total = policy_loss + hp.vf_coef * value_loss - hp.ent_coef * entropy
+        ratio = jnp.exp(log_ratio)
+        return total, {"loss/policy": policy_loss, "loss/value": value_loss, "loss/entropy": entropy,
+                       "approx_kl": objectives.kl_old_new(log_ratio).mean(),
+                       "clip_fraction": (jnp.abs(ratio - 1.0) > 0.2).mean()}
+
+    def update(state: PPOState, hp: PPOHparams):
+        ep = state.env_params
+        progress = state.iteration.astype(jnp.float32) / horizon
+
+        # 1. Rollout: num_steps steps of num_envs envs.
+        def env_step(carry, _):
+            env_state, obs, key = carry
+            key, k_act, k_env = jax.random.split(key, 3)
+            dist = actor.apply(state.params["actor"], obs)
+            action = dist.sample(seed=k_act)
+            value = critic.apply(state.params["critic"], obs)
+            next_obs, env_state, reward, terminated, truncated, info = train_env.step(k_env, env_state, action, ep)
+            t = Transition(obs, action, dist.log_prob(action), value, reward.astype(jnp.float32), terminated,
+                           truncated, info["final_observation"], info["episode_done"], info["episode_return"])
+            return (env_state, next_obs, key), t
+
+        (env_state, obs, key), traj = jax.lax.scan(env_step, (state.env_state, state.obs, state.key), None,
+                                                   config.num_steps)
+
+        # 2. Advantages. final_obs[t] is the true next state s'_t (the last observation of an
+        # episode that ended at t), so one batched critic pass gives V(s'_t) for every t.
+        next_value = critic.apply(state.params["critic"], traj.final_obs)
+        advantage, target = gae(traj.reward, traj.value, next_value, traj.terminated, traj.truncated,
+                                gamma=hp.gamma, lam=hp.gae_lambda)
+
+        # 3. update_epochs passes over the batch in shuffled minibatches.
+        objective_hp = {**hp.objective, **state.objective_state}
+        lr = hp.lr * (1.0 - hp.anneal_lr * progress)
+        flat = jax.tree.map(lambda x: x.reshape((batch_size,) + x.shape[2:]), (traj, advantage, target))
+
+        def minibatch_step(carry, mb):
+            params, opt_state = carry
+            grads, metrics = jax.grad(loss_fn, has_aux=True)(params, hp, *mb, progress, objective_hp)
+            grads, _ = optax.clip_by_global_norm(hp.max_grad_norm).update(grads, optax.EmptyState())
+            updates, opt_state = adam.update(grads, opt_state)
+            params = jax.tree.map(lambda p, u: p - lr * u, params, updates)
+            return (params, opt_state), metrics
+
+        def epoch(carry, key):
+            perm = jax.random.permutation(key, batch_size)
+            shuffled = jax.tree.map(
+                lambda x: x[perm].reshape((config.num_minibatches, minibatch_size) + x.shape[1:]), flat)
+            return jax.lax.scan(minibatch_step, carry, shuffled)
+
+        key, k_epochs = jax.random.split(key)
+        (params, opt_state), metrics = jax.lax.scan(epoch, (state.params, state.opt_state),
+                                                    jax.random.split(k_epochs, config.update_epochs))
+        metrics = jax.tree.map(jnp.mean, metrics)
+
+        # 4. Adaptive objectives (e.g. adaptive KL) move their coefficients once per iteration.
+        objective_state = state.objective_state
+        if surrogate.adapt:
+            objective_state = surrogate.adapt(objective_state, hp.objective, metrics["approx_kl"])
+
+        finished = traj.episode_done.sum()
+        metrics["episode_return"] = jnp.where(finished > 0, traj.episode_return.sum() / jnp.maximum(finished, 1),
+                                              jnp.nan)
+        metrics["episodes"] = finished
+        metrics["lr"] = lr
+        state = PPOState(params, opt_state, env_state, obs, ep, objective_state, key, state.iteration + 1)
+        return state, metrics
+
+    def policy(state: PPOState) -> Policy:
+        if config.normalize_obs:
+            return Policy(state.params["actor"], state.env_state.mean, state.env_state.var)
+        return Policy(state.params["actor"], None, None)
+
+    def act(pol: Policy, obs, key, deterministic: bool = False):
+        if pol.obs_mean is not None:
+            obs = envs.normalize(obs, pol.obs_mean, pol.obs_var)
+        dist = actor.apply(pol.actor, obs)
+        return mode(dist) if deterministic else dist.sample(seed=key)
+
+    return Agent(name="ppo", config=config, env=env, env_params=env_params, spec=spec, init=init, update=update,
+                 policy=policy, act=act, default_hparams=lambda: default_hparams(surrogate),
+                 num_iterations=num_iterations, steps_per_iteration=batch_size, eval_env=eval_env)
+
+
+# The names the CLI and the sweep tools look for in every agent module.
+Config = PPOConfig
+Hparams = PPOHparams

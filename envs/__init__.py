@@ -1,0 +1,76 @@
+"""Environments: the gymnax 1.0 protocol, ``make``, the Brax adapter and wrappers.
+
+>>> env, env_params = rlx.envs.make("CartPole-v1")      # any gymnax id
+>>> env, env_params = rlx.envs.make("brax:hopper")      # Brax, positional backend
+
+``env_params`` is an explicit pytree, so one ``vmap`` also runs over environment variants
+(e.g. ``env_params.replace(gravity=g)`` for a batch of gravities).
+"""
+from __future__ import annotations
+
+import difflib
+
+from .spaces import EnvSpec, spec
+from .wrappers import (AutoReset, ClipAction, EpisodeStats, NormalizeObservation, NormalizeState,
+                       RescaleAction, VecEnv, Wrapper, normalize, with_statistics)
+
+BRAX_ENVS = ("ant", "fast", "halfcheetah", "hopper", "humanoid", "humanoidstandup", "inverted_pendulum",
+             "inverted_double_pendulum", "pusher", "reacher", "swimmer", "walker2d")
+BRAX_BACKENDS = ("positional", "generalized", "spring", "mjx")
+# Needs a download at construction time, which this library must not depend on.
+_UNSUPPORTED = ("MNISTBandit-bsuite",)
+
+
+def gymnax_ids() -> list[str]:
+    import gymnax
+
+    return [e for e in gymnax.registered_envs if e not in _UNSUPPORTED]
+
+
+def env_ids() -> list[str]:
+    """Every id ``make`` accepts."""
+    return gymnax_ids() + [f"brax:{n}" for n in BRAX_ENVS]
+
+
+def validate_id(env_id: str) -> None:
+    """Raise a ValueError naming the accepted ids when ``env_id`` is not one of them."""
+    if not isinstance(env_id, str):
+        raise TypeError(f"env: expected a string id, got {type(env_id).__name__}")
+    if env_id.startswith("brax:"):
+        name, _, backend = env_id[5:].partition("@")
+        if name not in BRAX_ENVS:
+            raise ValueError(f"env: unknown Brax env {name!r}; choose one of: "
+                             + ", ".join(f"brax:{n}" for n in BRAX_ENVS))
+        if backend and backend not in BRAX_BACKENDS:
+            raise ValueError(f"env: unknown Brax backend {backend!r}; choose one of: {', '.join(BRAX_BACKENDS)}")
+        return
+    ids = gymnax_ids()
+    if env_id not in ids:
+        close = difflib.get_close_matches(env_id, env_ids(), n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(f"env: unknown env id {env_id!r}.{hint} Accepted ids: {', '.join(env_ids())}")
+
+
+def make(env_id: str, **kwargs):
+    """Make an env following the gymnax 1.0 protocol: returns ``(env, env_params)``.
+
+    Gymnax ids (``"CartPole-v1"``, ``"Breakout-MinAtar"``, ...) come from gymnax, which
+    already auto-resets and keeps the final observation in ``info``. ``"brax:NAME"`` (or
+    ``"brax:NAME@BACKEND"``, default backend positional, the fast one on CPU) is a Brax env
+    behind the same protocol, with auto-reset. Both are wrapped in :class:`EpisodeStats`.
+    """
+    validate_id(env_id)
+    if env_id.startswith("brax:"):
+        from .brax_adapter import BraxEnv
+
+        name, _, backend = env_id[5:].partition("@")
+        env = AutoReset(BraxEnv(name, backend=backend or "positional", **kwargs))
+        return EpisodeStats(env), env.default_params
+    import gymnax
+
+    env, params = gymnax.make(env_id, **kwargs)
+    return EpisodeStats(env), params
+
+
+__all__ = ["make", "env_ids", "validate_id", "spec", "EnvSpec", "Wrapper", "AutoReset", "EpisodeStats",
+           "ClipAction", "RescaleAction", "VecEnv", "NormalizeObservation", "NormalizeState", "normalize", "with_statistics"]

@@ -1,0 +1,188 @@
+"""Wrappers over the gymnax 1.0 protocol.
+
+Every wrapper keeps the protocol
+  reset(key, params) -> (obs, state)
+  step(key, state, action, params) -> (obs, state, reward, terminated, truncated, info)
+and stores what it needs in its state, so a stack of wrappers stays a pure function that
+vmaps over keys and over env params.
+
+Order, innermost first: ``AutoReset`` (only for envs that do not reset themselves; gymnax
+envs already do), ``EpisodeStats``, ``ClipAction``/``RescaleAction``, ``VecEnv``,
+``NormalizeObservation`` (it wraps the vectorised env, so all parallel envs share one set
+of statistics, which the policy also uses at evaluation time).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+
+class Wrapper:
+    """Forwards everything it does not override to the wrapped env."""
+
+    def __init__(self, env):
+        self._env = env
+
+    def __getattr__(self, name):
+        return getattr(self._env, name)
+
+    @property
+    def unwrapped(self):
+        return getattr(self._env, "unwrapped", self._env)
+
+
+class AutoReset(Wrapper):
+    """Resets a finished episode inside ``step``.
+
+    The returned observation is the first one of the next episode; the last observation of
+    the finished episode is kept in ``info["final_observation"]``, so value targets can
+    bootstrap from it when the episode was truncated (and must not when it terminated).
+    The wrapped env's ``step`` must not reset by itself.
+    """
+
+    def step(self, key, state, action, params=None):
+        key_step, key_reset = jax.random.split(key)
+        obs, state, reward, terminated, truncated, info = self._env.step(key_step, state, action, params)
+        done = jnp.logical_or(terminated, truncated)
+        obs_reset, state_reset = self._env.reset(key_reset, params)
+        pick = lambda a, b: jax.lax.select(done, a, b)
+        next_state = jax.tree.map(pick, state_reset, state)
+        next_obs = jax.tree.map(pick, obs_reset, obs)
+        info = {**info, "final_observation": obs}
+        return next_obs, next_state, reward, terminated, truncated, info
+
+
+@struct.dataclass
+class EpisodeStatsState:
+    env_state: Any
+    episode_return: jax.Array
+    episode_length: jax.Array
+
+
+class EpisodeStats(Wrapper):
+    """Adds the return and length of each episode that ends at this step to ``info``.
+
+    info["episode_done"] marks the steps that end an episode; info["episode_return"] and
+    info["episode_length"] hold that episode's totals there (and 0 elsewhere).
+    """
+
+    def reset(self, key, params=None):
+        obs, env_state = self._env.reset(key, params)
+        return obs, EpisodeStatsState(env_state, jnp.float32(0.0), jnp.int32(0))
+
+    def step(self, key, state, action, params=None):
+        obs, env_state, reward, terminated, truncated, info = self._env.step(key, state.env_state, action, params)
+        done = jnp.logical_or(terminated, truncated)
+        ret = state.episode_return + reward.astype(jnp.float32)
+        length = state.episode_length + 1
+        info = {
+            **info,
+            "episode_done": done,
+            "episode_return": jnp.where(done, ret, 0.0),
+            "episode_length": jnp.where(done, length, 0),
+        }
+        state = EpisodeStatsState(env_state, jnp.where(done, 0.0, ret), jnp.where(done, 0, length))
+        return obs, state, reward, terminated, truncated, info
+
+
+class ClipAction(Wrapper):
+    """Clips a continuous action into [low, high] before the env sees it."""
+
+    def __init__(self, env, low, high):
+        super().__init__(env)
+        self.low, self.high = jnp.asarray(low, jnp.float32), jnp.asarray(high, jnp.float32)
+
+    def step(self, key, state, action, params=None):
+        return self._env.step(key, state, jnp.clip(action, self.low, self.high), params)
+
+
+class RescaleAction(Wrapper):
+    """Maps an action in [−1, 1] (e.g. a tanh-Gaussian sample) affinely onto [low, high]."""
+
+    def __init__(self, env, low, high):
+        super().__init__(env)
+        self.low, self.high = jnp.asarray(low, jnp.float32), jnp.asarray(high, jnp.float32)
+
+    def step(self, key, state, action, params=None):
+        action = self.low + 0.5 * (jnp.clip(action, -1.0, 1.0) + 1.0) * (self.high - self.low)
+        return self._env.step(key, state, action, params)
+
+
+class VecEnv(Wrapper):
+    """``num_envs`` copies of an env, stepped together; one key in, all env params shared."""
+
+    def __init__(self, env, num_envs: int):
+        super().__init__(env)
+        self.num_envs = int(num_envs)
+
+    def reset(self, key, params=None):
+        keys = jax.random.split(key, self.num_envs)
+        return jax.vmap(self._env.reset, in_axes=(0, None))(keys, params)
+
+    def step(self, key, state, action, params=None):
+        keys = jax.random.split(key, self.num_envs)
+        return jax.vmap(self._env.step, in_axes=(0, 0, 0, None))(keys, state, action, params)
+
+
+@struct.dataclass
+class NormalizeState:
+    env_state: Any
+    mean: jax.Array
+    var: jax.Array
+    count: jax.Array
+
+
+def normalize(obs, mean, var, *, epsilon: float = 1e-8, clip: float = 10.0):
+    """(obs − mean)/√(var + ε), clipped to ±clip: the map NormalizeObservation applies."""
+    return jnp.clip((obs - mean) / jnp.sqrt(var + epsilon), -clip, clip)
+
+
+class NormalizeObservation(Wrapper):
+    """Running mean/variance observation normalisation, statistics held in the state.
+
+    Wraps a :class:`VecEnv`: statistics are pooled over the batch of parallel envs with the
+    parallel (Chan et al.) update, so every env sees the same normalisation. With
+    ``update=False`` the statistics are frozen (evaluation). ``normalize`` is exposed so
+    a policy can apply the same statistics elsewhere; the raw final observation of a
+    finished episode is normalised too, since value targets bootstrap from it.
+    """
+
+    def __init__(self, env, update: bool = True, epsilon: float = 1e-8, clip: float = 10.0):
+        super().__init__(env)
+        self.update, self.epsilon, self.clip = update, epsilon, clip
+
+    def normalize(self, obs, state: NormalizeState):
+        return normalize(obs, state.mean, state.var, epsilon=self.epsilon, clip=self.clip)
+
+    def _update(self, state: NormalizeState, obs):
+        if not self.update:
+            return state
+        batch_mean, batch_var, n = obs.mean(0), obs.var(0), obs.shape[0]
+        delta, total = batch_mean - state.mean, state.count + n
+        mean = state.mean + delta * n / total
+        m2 = state.var * state.count + batch_var * n + delta**2 * state.count * n / total
+        return state.replace(mean=mean, var=m2 / total, count=total)
+
+    def reset(self, key, params=None):
+        obs, env_state = self._env.reset(key, params)
+        shape = obs.shape[1:]
+        state = NormalizeState(env_state, jnp.zeros(shape), jnp.ones(shape), jnp.float32(1e-4))
+        state = self._update(state, obs)
+        return self.normalize(obs, state), state
+
+    def step(self, key, state, action, params=None):
+        obs, env_state, reward, terminated, truncated, info = self._env.step(key, state.env_state, action, params)
+        state = self._update(state.replace(env_state=env_state), obs)
+        if "final_observation" in info:
+            info = {**info, "final_observation": self.normalize(info["final_observation"], state)}
+        return self.normalize(obs, state), state, reward, terminated, truncated, info
+
+
+def with_statistics(dst, src):
+    """``dst`` (a NormalizeState, or anything else) with the normalisation statistics of ``src``."""
+    if isinstance(dst, NormalizeState) and isinstance(src, NormalizeState):
+        return dst.replace(mean=src.mean, var=src.var, count=src.count)
+    return dst

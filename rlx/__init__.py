@@ -1,0 +1,1 @@
+"""rlx: reinforcement-learning algorithms as pure JAX functions."""

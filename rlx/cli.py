@@ -1,0 +1,228 @@
+"""The ``rlx`` command line.
+
+    rlx train ppo --env CartPole-v1 --seeds 8 --steps 500000 --objective ppo_clip --out runs/cartpole
+    rlx train ppo --env CartPole-v1 --lr 1e-4,2.5e-4,1e-3 --seeds 4     # a 3 × 4 sweep, one program
+    rlx train ppo --help                                                  # every field with its default
+
+Every static config field and every hyperparameter is a flag of the same name. A
+hyperparameter given as a comma-separated list becomes a grid axis: the grid × seeds run
+as one ``jit(vmap(train))``.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import itertools
+import json
+import os
+import sys
+import time
+import typing
+
+AGENTS = {"ppo": "rlx.agents.ppo"}
+COMMON = ("env", "seeds", "seed", "steps", "objective", "objective_param", "out", "eval_every", "eval_episodes",
+          "no_progress")
+
+
+def agent_module(name: str):
+    if name not in AGENTS:
+        raise SystemExit(f"rlx: unknown agent {name!r}; choose one of: {', '.join(sorted(AGENTS))}")
+    return importlib.import_module(AGENTS[name])
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _parse_hidden(text: str) -> tuple[int, ...]:
+    try:
+        out = tuple(int(w) for w in text.split(",") if w.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated layer widths like 64,64, got {text!r}")
+    if not out:
+        raise argparse.ArgumentTypeError("expected at least one layer width")
+    return out
+
+
+def _parse_floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or comma-separated numbers, got {text!r}")
+
+
+def build_train_parser(agent: str, module) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=f"rlx train {agent}", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                                description=f"Train {agent} over seeds (and a hyperparameter grid) as one jitted program.")
+    g = p.add_argument_group("run")
+    g.add_argument("--env", default="CartPole-v1", help="env id: any gymnax id, or brax:NAME")
+    g.add_argument("--seeds", type=int, default=8, help="number of seeds, vmapped")
+    g.add_argument("--seed", type=int, default=0, help="first seed; run i uses PRNGKey(seed + i)")
+    g.add_argument("--steps", type=int, default=None, help="total env steps per run (sets total_timesteps)")
+    g.add_argument("--objective", default="ppo_clip",
+                   help="policy objective: a registered name (see `rlx objectives`)")
+    g.add_argument("--objective-param", action="append", default=[], metavar="KEY=VALUE",
+                   help="set a scalar hyperparameter of the objective, e.g. epsilon=0.3 (repeatable; comma list = grid)")
+    g.add_argument("--out", default=None, help="output directory (default runs/AGENT-ENV-OBJECTIVE)")
+    g.add_argument("--eval-every", type=int, default=None, help="iterations between deterministic evaluations "
+                   "(default: 20 per run)")
+    g.add_argument("--eval-episodes", type=int, default=8, help="episodes per evaluation")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    g = p.add_argument_group("static config (changing these recompiles)")
+    for f in dataclasses.fields(module.Config):
+        hint = typing.get_type_hints(module.Config)[f.name]
+        if hint is bool:
+            g.add_argument(_flag(f.name), default=f.default, action=argparse.BooleanOptionalAction)
+        elif hint in (int, float, str):
+            g.add_argument(_flag(f.name), type=hint, default=f.default)
+        else:  # tuple[int, ...]
+            g.add_argument(_flag(f.name), type=_parse_hidden, default=f.default, metavar="W1,W2,...")
+    g = p.add_argument_group("hyperparameters (dynamic: a comma-separated list makes a sweep axis)")
+    defaults = module.default_hparams()
+    for f in dataclasses.fields(module.Hparams):
+        if f.name == "objective":
+            continue
+        g.add_argument(_flag(f.name), type=_parse_floats, default=[float(getattr(defaults, f.name))],
+                       metavar="X[,Y,...]")
+    return p
+
+
+def train_command(argv: list[str]) -> dict:
+    if not argv or argv[0].startswith("-"):
+        raise SystemExit(f"usage: rlx train AGENT [options]; agents: {', '.join(sorted(AGENTS))}")
+    agent_name, rest = argv[0], argv[1:]
+    module = agent_module(agent_name)
+    args = build_train_parser(agent_name, module).parse_args(rest)
+    return run_training(agent_name, module, args)
+
+
+def run_training(agent_name: str, module, args) -> dict:
+    """Validate everything, compile once, run the whole grid × seeds, write the outputs."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from rlx import envs, objectives, report
+    from rlx.progress import ProgressBar
+    from rlx.run import make_train
+
+    # Validate before compiling: env id, objective, config, hyperparameters.
+    if args.seeds <= 0:
+        raise SystemExit(f"rlx: --seeds must be a positive integer, got {args.seeds}")
+    try:
+        envs.validate_id(args.env)
+        surrogate = objectives.get(args.objective)
+        fields = {f.name: getattr(args, f.name) for f in dataclasses.fields(module.Config)}
+        if args.steps is not None:
+            fields["total_timesteps"] = args.steps
+        config = module.Config(**fields)
+        env, env_params = envs.make(args.env)
+        agent = module.make(config, env, env_params, objective=surrogate)
+    except (ValueError, TypeError) as e:
+        raise SystemExit(f"rlx: {e}")
+    base_hp = agent.default_hparams()
+
+    grid = {f.name: getattr(args, f.name) for f in dataclasses.fields(module.Hparams) if f.name != "objective"}
+    obj_grid = {}
+    for item in args.objective_param:
+        k, sep, v = item.partition("=")
+        if not sep or k not in base_hp.objective or np.ndim(base_hp.objective[k]) != 0:
+            scalars = [n for n, x in base_hp.objective.items() if np.ndim(x) == 0]
+            raise SystemExit(f"rlx: --objective-param {item!r}: expected KEY=VALUE with KEY one of the objective's "
+                             f"scalar hyperparameters: {', '.join(scalars) or '(none)'}")
+        obj_grid[k] = _parse_floats(v)
+    axes = [(k, vs) for k, vs in grid.items() if len(vs) > 1] + [("objective." + k, vs) for k, vs in obj_grid.items()
+                                                                    if len(vs) > 1]
+    settings = [dict(zip([a for a, _ in axes], combo)) for combo in itertools.product(*[vs for _, vs in axes])]
+    single = {k: vs[0] for k, vs in grid.items() if len(vs) == 1}
+    single_obj = {k: vs[0] for k, vs in obj_grid.items() if len(vs) == 1}
+
+    def hp_for(setting):
+        hp = base_hp.replace(**{k: jnp.float32(v) for k, v in single.items()})
+        obj = {**hp.objective, **{k: jnp.float32(v) for k, v in single_obj.items()}}
+        obj.update({k[10:]: jnp.float32(v) for k, v in setting.items() if k.startswith("objective.")})
+        return hp.replace(objective=obj, **{k: jnp.float32(v) for k, v in setting.items() if "." not in k})
+
+    runs = [(s, seed) for s in settings for seed in range(args.seed, args.seed + args.seeds)]
+    hps = [hp_for(s) for s, _ in runs]
+    hp_batch = jax.tree.map(lambda *xs: jnp.stack(xs), *hps)
+    keys = jnp.stack([jax.random.PRNGKey(seed) for _, seed in runs])
+
+    n_iter = agent.num_iterations
+    eval_every = args.eval_every or max(1, n_iter // 20)
+    objective_name = args.objective
+    out = args.out or os.path.join("runs", f"{agent_name}-{args.env.replace(':', '_')}-{os.path.basename(args.objective)}")
+    report.ensure_dir(out)
+
+    bar = ProgressBar(n_iter, agent.steps_per_iteration, runs=len(runs), desc=f"{agent_name} {args.env}",
+                      disable=args.no_progress)
+    train = make_train(agent, eval_every=eval_every, eval_episodes=args.eval_episodes, progress=bar.callback)
+    print(f"rlx: {agent_name} on {args.env}, objective {objective_name}: {len(settings)} setting(s) × "
+          f"{args.seeds} seed(s) = {len(runs)} runs of {n_iter * agent.steps_per_iteration:,} env steps; compiling...",
+          file=sys.stderr)
+    t0 = time.perf_counter()
+    compiled = jax.jit(jax.vmap(train)).lower(keys, hp_batch).compile()
+    compile_s = time.perf_counter() - t0
+    bar.start()
+    t0 = time.perf_counter()
+    state, metrics = compiled(keys, hp_batch)
+    metrics = jax.tree.map(np.asarray, jax.device_get(metrics))
+    wall_s = time.perf_counter() - t0
+    bar.close()
+
+    env_steps = n_iter * agent.steps_per_iteration
+    final = metrics["eval/return"][:, -1].astype(float)
+    labels = [{**{k: v for k, v in s.items()}, "seed": seed} for s, seed in runs]
+    rows = [{**lab, "final_return": float(f),
+             "best_eval_return": float(np.max(metrics["eval/return"][i])),
+             "last_train_return": float(_last_finite(metrics["episode_return"][i]))}
+            for i, (lab, f) in enumerate(zip(labels, final))]
+    summary = {
+        "agent": agent_name, "env": args.env, "objective": objective_name, "seeds": args.seeds,
+        "runs": len(runs), "env_steps": env_steps, "compile_s": round(compile_s, 3), "wall_s": round(wall_s, 3),
+        "steps_per_s": round(env_steps * len(runs) / wall_s, 1),
+        "final_return": final.tolist(), "final_return_median": float(np.median(final)),
+        "config": dataclasses.asdict(config),
+        "hparams": {k: (vs if len(vs) > 1 else vs[0]) for k, vs in grid.items()},
+        "objective_params": {k: (vs if len(vs) > 1 else vs[0]) for k, vs in obj_grid.items()},
+        "sweep_axes": [a for a, _ in axes], "table": rows,
+        "versions": {"jax": jax.__version__, "python": sys.version.split()[0]},
+    }
+    report.write_summary(os.path.join(out, "summary.json"), summary)
+    report.write_metrics_csv(os.path.join(out, "metrics.csv"), metrics, labels, agent.steps_per_iteration)
+    groups = {", ".join(f"{k}={v:g}" for k, v in s.items()): [i for i, (s2, _) in enumerate(runs) if s2 == s]
+              for s in settings}
+    report.plot_learning_curve(os.path.join(out, "learning_curve.png"), metrics, agent.steps_per_iteration,
+                               f"{agent_name} · {args.env} · {os.path.basename(str(objective_name))}",
+                               groups if len(settings) > 1 else None)
+    print(report.table(rows, list(labels[0]) + ["final_return", "best_eval_return", "last_train_return"]))
+    print(f"median final return {summary['final_return_median']:.4g} over {len(runs)} runs · compile "
+          f"{compile_s:.1f} s · {summary['steps_per_s']:,.0f} env-steps/s · wrote {out}/")
+    return summary
+
+
+def _last_finite(x):
+    import numpy as np
+
+    x = np.asarray(x, float)
+    finite = x[np.isfinite(x)]
+    return finite[-1] if finite.size else float("nan")
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    commands = {"train": train_command, "objectives": lambda _: print("\n".join(
+        importlib.import_module("rlx.objectives").names())), "envs": lambda _: print("\n".join(
+        importlib.import_module("rlx.envs").env_ids()))}
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__.strip() + "\n\ncommands: " + ", ".join(commands))
+        return
+    if argv[0] not in commands:
+        raise SystemExit(f"rlx: unknown command {argv[0]!r}; choose one of: {', '.join(commands)}")
+    commands[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""flax networks: MLP torsos and the heads that turn them into distributions or values."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+import numpy as np
+
+from rlx import distributions
+
+ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu, "elu": nn.elu, "gelu": nn.gelu, "silu": nn.silu}
+
+
+def orthogonal(scale: float):
+    return nn.initializers.orthogonal(scale)
+
+
+class MLP(nn.Module):
+    """Dense layers with an activation after each; orthogonal(√2) init as in PPO practice."""
+
+    hidden: Sequence[int]
+    activation: str = "tanh"
+
+    @nn.compact
+    def __call__(self, x):
+        act = ACTIVATIONS[self.activation]
+        x = x.reshape(x.shape[: x.ndim - 1] + (-1,)) if x.ndim >= 1 else x
+        for width in self.hidden:
+            x = act(nn.Dense(width, kernel_init=orthogonal(np.sqrt(2)), bias_init=nn.initializers.zeros)(x))
+        return x
+
+
+class ValueNet(nn.Module):
+    """State value V(s): MLP → scalar."""
+
+    hidden: Sequence[int]
+    activation: str = "tanh"
+
+    @nn.compact
+    def __call__(self, obs):
+        x = MLP(self.hidden, self.activation)(obs)
+        return nn.Dense(1, kernel_init=orthogonal(1.0), bias_init=nn.initializers.zeros)(x)[..., 0]
+
+
+class CategoricalPolicy(nn.Module):
+    """π(a|s) = Categorical(logits(s)); small (0.01) output init keeps the first policy near uniform."""
+
+    num_actions: int
+    hidden: Sequence[int]
+    activation: str = "tanh"
+
+    @nn.compact
+    def __call__(self, obs):
+        x = MLP(self.hidden, self.activation)(obs)
+        logits = nn.Dense(self.num_actions, kernel_init=orthogonal(0.01), bias_init=nn.initializers.zeros)(x)
+        return distributions.categorical(logits)
+
+
+class GaussianPolicy(nn.Module):
+    """π(a|s) = N(μ(s), diag σ²) with a state-independent, learned log σ (PPO's usual choice)."""
+
+    action_dim: int
+    hidden: Sequence[int]
+    activation: str = "tanh"
+    log_std_init: float = 0.0
+
+    @nn.compact
+    def __call__(self, obs):
+        x = MLP(self.hidden, self.activation)(obs)
+        mean = nn.Dense(self.action_dim, kernel_init=orthogonal(0.01), bias_init=nn.initializers.zeros)(x)
+        log_std = self.param("log_std", nn.initializers.constant(self.log_std_init), (self.action_dim,))
+        return distributions.gaussian(mean, jnp.broadcast_to(log_std, mean.shape))
+
+
+class TanhGaussianPolicy(nn.Module):
+    """π(a|s) = tanh(N(μ(s), diag σ(s)²)), with log σ(s) squashed into [log_std_min, log_std_max]."""
+
+    action_dim: int
+    hidden: Sequence[int]
+    activation: str = "relu"
+    log_std_min: float = -5.0
+    log_std_max: float = 2.0
+
+    @nn.compact
+    def __call__(self, obs):
+        x = MLP(self.hidden, self.activation)(obs)
+        mean = nn.Dense(self.action_dim)(x)
+        raw = nn.Dense(self.action_dim)(x)
+        log_std = self.log_std_min + 0.5 * (self.log_std_max - self.log_std_min) * (jnp.tanh(raw) + 1.0)
+        return distributions.tanh_gaussian(mean, log_std)

@@ -1,0 +1,109 @@
+"""What a finished run leaves on disk: summary.json, metrics.csv, learning_curve.png, a table."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+from typing import Sequence
+
+import numpy as np
+
+
+def _finite(x):
+    x = float(x)
+    return x if np.isfinite(x) else None
+
+
+def write_summary(path: str, summary: dict) -> None:
+    with open(path, "w") as f:
+        json.dump(summary, f, indent=2, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
+
+
+def write_metrics_csv(path: str, metrics: dict, labels: Sequence[dict], steps_per_iteration: int) -> None:
+    """One row per (run, iteration): run labels, iteration, env_steps, every scalar metric, eval_return."""
+    per_iter = {k: np.asarray(v) for k, v in metrics.items() if not k.startswith("eval/")}
+    eval_ret, eval_it = np.asarray(metrics["eval/return"]), np.asarray(metrics["eval/iteration"])
+    runs, iters = next(iter(per_iter.values())).shape[:2]
+    keys = sorted(per_iter)
+    label_keys = list(labels[0]) if labels else []
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(label_keys + ["iteration", "env_steps"] + keys + ["eval_return"])
+        for r in range(runs):
+            evals = dict(zip(eval_it[r].tolist(), eval_ret[r].tolist()))
+            for i in range(iters):
+                it = i + 1
+                row = [labels[r][k] for k in label_keys] + [it, it * steps_per_iteration]
+                row += [_fmt(per_iter[k][r, i]) for k in keys] + [_fmt(evals.get(it, np.nan))]
+                w.writerow(row)
+
+
+def _fmt(x):
+    x = float(x)
+    return "" if not np.isfinite(x) else f"{x:.6g}"
+
+
+def plot_learning_curve(path: str, metrics: dict, steps_per_iteration: int, title: str,
+                        groups: dict[str, Sequence[int]] | None = None) -> None:
+    """Training episode return (median and 10–90% band across seeds) and deterministic evals."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ret = np.asarray(metrics["episode_return"], np.float64)  # [runs, iters]
+    runs, iters = ret.shape
+    groups = groups or {"": list(range(runs))}
+    x = np.arange(1, iters + 1) * steps_per_iteration
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    for (name, idx), color in zip(groups.items(), plt.cm.tab10.colors * 10):
+        r = _ffill(ret[list(idx)])
+        med = np.nanmedian(r, 0)
+        lo, hi = np.nanpercentile(r, 10, 0), np.nanpercentile(r, 90, 0)
+        label = f"{name} " if name else ""
+        ax.plot(x, med, color=color, lw=1.6, label=f"{label}train return (median of {len(idx)})")
+        ax.fill_between(x, lo, hi, color=color, alpha=0.2, lw=0)
+        ev_x = np.asarray(metrics["eval/iteration"])[list(idx)][0] * steps_per_iteration
+        ev = np.asarray(metrics["eval/return"])[list(idx)]
+        ax.errorbar(ev_x, np.median(ev, 0), yerr=[np.median(ev, 0) - ev.min(0), ev.max(0) - np.median(ev, 0)],
+                    fmt="o", color=color, ms=4, capsize=2, label=f"{label}deterministic eval (median, min–max)")
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("episode return")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _ffill(a):
+    """Carry the last finished episode's return forward over iterations where none finished."""
+    a = a.copy()
+    for r in range(a.shape[0]):
+        last = np.nan
+        for i in range(a.shape[1]):
+            if np.isnan(a[r, i]):
+                a[r, i] = last
+            else:
+                last = a[r, i]
+    return a
+
+
+def table(rows: Sequence[dict], columns: Sequence[str]) -> str:
+    """A plain fixed-width text table."""
+    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    line = lambda vals: "  ".join(v.rjust(w) for v, w in zip(vals, widths))
+    return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(r) for r in cells])
+
+
+def _cell(v):
+    if isinstance(v, float):
+        return f"{v:.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
+    return str(v)
+
+
+def ensure_dir(path: str) -> str:
+    os.makedirs(path, exist_ok=True)
+    return path

@@ -1,0 +1,138 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from rlx import envs
+from toy_envs import Counter, CounterParams
+
+
+def test_make_gymnax_and_spec():
+    env, params = envs.make("CartPole-v1")
+    s = envs.spec(env, params)
+    assert s.obs_shape == (4,) and s.discrete and s.num_actions == 2
+    env, params = envs.make("Pendulum-v1")
+    s = envs.spec(env, params)
+    assert not s.discrete and s.num_actions == 1 and s.action_low == (-2.0,) and s.action_high == (2.0,)
+
+
+@pytest.mark.parametrize("bad", ["CartPol-v1", "brax:hoppper", "brax:hopper@warp", "pendulum"])
+def test_unknown_env_lists_accepted_ids(bad):
+    with pytest.raises(ValueError, match="env: unknown") as e:
+        envs.make(bad)
+    assert "hopper" in str(e.value) or "positional" in str(e.value)
+
+
+def test_env_ids_cover_gymnax_and_brax():
+    ids = envs.env_ids()
+    assert "CartPole-v1" in ids and "Breakout-MinAtar" in ids and "brax:hopper" in ids
+
+
+def test_autoreset_keeps_final_observation_and_flags():
+    env = envs.AutoReset(Counter())
+    p = CounterParams(max_steps_in_episode=3)
+    obs, s = env.reset(jax.random.PRNGKey(0), p)
+    seen = []
+    for t in range(4):
+        obs, s, r, term, trunc, info = env.step(jax.random.PRNGKey(t), s, 1, p)
+        seen.append((float(obs[0]), float(info["final_observation"][0]), bool(term), bool(trunc)))
+    # Steps 1, 2 continue; step 3 truncates: the final obs (3) is kept, the returned obs is the reset one (0).
+    assert seen[:3] == [(1.0, 1.0, False, False), (2.0, 2.0, False, False), (0.0, 3.0, False, True)]
+    assert seen[3] == (1.0, 1.0, False, False)
+
+
+def test_termination_is_not_truncation():
+    env = envs.AutoReset(Counter())
+    p = CounterParams(max_steps_in_episode=3, terminal_at=2)
+    _, s = env.reset(jax.random.PRNGKey(0), p)
+    _, s, *_ = env.step(jax.random.PRNGKey(1), s, 1, p)
+    obs, s, r, term, trunc, info = env.step(jax.random.PRNGKey(2), s, 1, p)
+    assert bool(term) and not bool(trunc) and float(info["final_observation"][0]) == 2.0 and float(obs[0]) == 0.0
+
+
+def test_episode_stats_report_return_and_length():
+    env = envs.EpisodeStats(envs.AutoReset(Counter()))
+    p = CounterParams(max_steps_in_episode=3, reward=2.0)
+    _, s = env.reset(jax.random.PRNGKey(0), p)
+    done, rets, lens = [], [], []
+    for t in range(7):
+        _, s, _, _, _, info = env.step(jax.random.PRNGKey(t), s, 0, p)
+        done.append(bool(info["episode_done"]))
+        rets.append(float(info["episode_return"]))
+        lens.append(int(info["episode_length"]))
+    assert done == [False, False, True, False, False, True, False]
+    assert rets[2] == 6.0 and lens[2] == 3 and rets[5] == 6.0 and rets[0] == 0.0
+
+
+def test_wrappers_vmap_over_keys_and_env_params():
+    env, params = envs.make("CartPole-v1")
+    vec = envs.NormalizeObservation(envs.VecEnv(env, 3))
+    gravities = jnp.array([9.8, 5.0, 20.0])
+    batch_params = jax.vmap(lambda g: params.replace(gravity=g))(gravities)
+    keys = jax.random.split(jax.random.PRNGKey(0), 3)
+
+    def rollout(key, p):
+        obs, s = vec.reset(key, p)
+
+        def step(carry, k):
+            obs, s = carry
+            obs, s, r, term, trunc, info = vec.step(k, s, jnp.ones(3, jnp.int32), p)
+            return (obs, s), obs
+        (_, s), traj = jax.lax.scan(step, (obs, s), jax.random.split(key, 20))
+        return traj, s.mean
+
+    traj, means = jax.jit(jax.vmap(rollout))(keys, batch_params)
+    assert traj.shape == (3, 20, 3, 4) and np.isfinite(np.asarray(traj)).all()
+    # Different gravity, different dynamics.
+    assert not np.allclose(traj[0], traj[2])
+    # Each variant equals running it alone.
+    single, _ = jax.jit(rollout)(keys[2], params.replace(gravity=20.0))
+    np.testing.assert_allclose(traj[2], single, rtol=1e-5, atol=1e-6)
+
+
+def test_normalize_observation_tracks_running_statistics():
+    env, params = envs.make("Pendulum-v1")
+    vec = envs.NormalizeObservation(envs.VecEnv(envs.ClipAction(env, -2.0, 2.0), 64))
+    obs, s = vec.reset(jax.random.PRNGKey(0), params)
+    for t in range(30):
+        obs, s, *_ = vec.step(jax.random.PRNGKey(t), s, jnp.full((64, 1), 1.0), params)
+    # Normalised observations have roughly zero mean and unit scale once statistics settle.
+    assert np.abs(np.asarray(obs).mean(0)).max() < 1.5
+    assert float(s.count) == pytest.approx(64 * 31 + 1e-4, rel=1e-6)
+    frozen = envs.NormalizeObservation(envs.VecEnv(env, 64), update=False)
+    _, fs = frozen.reset(jax.random.PRNGKey(1), params)
+    fs = envs.with_statistics(fs, s)
+    _, fs2, *_ = frozen.step(jax.random.PRNGKey(2), fs, jnp.zeros((64, 1)), params)
+    np.testing.assert_array_equal(fs2.mean, s.mean)
+
+
+def test_clip_and_rescale_actions():
+    class Echo(Counter):
+        def step(self, key, state, action, params=None):
+            obs, state, r, term, trunc, info = super().step(key, state, 0, params)
+            return jnp.asarray(action, jnp.float32).reshape(1), state, r, term, trunc, info
+
+    env = Echo()
+    _, s = env.reset(jax.random.PRNGKey(0))
+    obs, *_ = envs.ClipAction(env, -2.0, 2.0).step(jax.random.PRNGKey(0), s, jnp.array([5.0]))
+    assert float(obs[0]) == 2.0
+    obs, *_ = envs.RescaleAction(env, -2.0, 2.0).step(jax.random.PRNGKey(0), s, jnp.array([0.5]))
+    assert float(obs[0]) == pytest.approx(1.0)
+    obs, *_ = envs.RescaleAction(env, 0.0, 10.0).step(jax.random.PRNGKey(0), s, jnp.array([-1.0]))
+    assert float(obs[0]) == pytest.approx(0.0)
+
+
+def test_brax_hopper_follows_the_protocol():
+    env, params = envs.make("brax:hopper")
+    s = envs.spec(env, params)
+    assert not s.discrete and s.num_actions == 3
+    obs, state = jax.jit(env.reset)(jax.random.PRNGKey(0), params)
+    step = jax.jit(env.step)
+    obs2, state, r, term, trunc, info = step(jax.random.PRNGKey(1), state, jnp.zeros(3), params)
+    assert obs2.shape == obs.shape and "final_observation" in info and "episode_done" in info
+    # Truncation at the episode limit is reported as truncation, not termination.
+    short = params.replace(max_steps_in_episode=2)
+    _, state = env.reset(jax.random.PRNGKey(0), short)
+    _, state, _, term, trunc, _ = step(jax.random.PRNGKey(1), state, jnp.zeros(3), short)
+    _, state, _, term, trunc, info = step(jax.random.PRNGKey(2), state, jnp.zeros(3), short)
+    assert bool(trunc) and not bool(term) and bool(info["episode_done"])
