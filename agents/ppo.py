@@ -273,3 +273,25 @@ def make(config: PPOConfig, env, env_params, objective: str | Callable | objecti
 # The names the CLI and the sweep tools look for in every agent module.
 Config = PPOConfig
 Hparams = PPOHparams
+HELP = {
+    "total_timesteps": "env steps per run (the schedule horizon)",
+    "num_envs": "parallel envs per run",
+    "num_steps": "rollout length per env and iteration",
+    "update_epochs": "passes over each rollout",
+    "num_minibatches": "minibatches per epoch; must divide num_envs × num_steps",
+    "hidden": "hidden layer widths of actor and critic",
+    "activation": "activation: " + ", ".join(nets.ACTIVATIONS),
+    "distribution": "action distribution: " + ", ".join(DISTRIBUTIONS),
+    "normalize_obs": "running observation normalisation",
+    "normalize_advantages": "normalise advantages per minibatch",
+    "clip_value_loss": "PPO's clipped value loss (else plain squared error)",
+    "log_std_init": "initial log σ of the Gaussian policy",
+    "lr": "Adam learning rate",
+    "anneal_lr": "1: decay lr linearly to 0 over the run, 0: constant",
+    "gamma": "discount γ",
+    "gae_lambda": "GAE λ",
+    "vf_coef": "value-loss coefficient",
+    "vf_clip": "clip range of the clipped value loss",
+    "ent_coef": "entropy-bonus coefficient",
+    "max_grad_norm": "global gradient-norm clip",
+}

@@ -52,8 +52,15 @@ def _parse_floats(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected a number or comma-separated numbers, got {text!r}")
 
 
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Adds "(default: ...)" unless the help text already shows the default itself."""
+
+    def _get_help_string(self, action):
+        return action.help if "(default:" in (action.help or "") else super()._get_help_string(action)
+
+
 def build_train_parser(agent: str, module) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=f"rlx train {agent}", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    p = argparse.ArgumentParser(prog=f"rlx train {agent}", formatter_class=_Formatter,
                                 description=f"Train {agent} over seeds (and a hyperparameter grid) as one jitted program.")
     g = p.add_argument_group("run")
     g.add_argument("--env", default="CartPole-v1", help="env id: any gymnax id, or brax:NAME")
@@ -70,22 +77,27 @@ def build_train_parser(agent: str, module) -> argparse.ArgumentParser:
     g.add_argument("--eval-episodes", type=int, default=8, help="episodes per evaluation")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    helps = getattr(module, "HELP", {})
     g = p.add_argument_group("static config (changing these recompiles)")
     for f in dataclasses.fields(module.Config):
         hint = typing.get_type_hints(module.Config)[f.name]
+        h = helps.get(f.name, f.name)
         if hint is bool:
-            g.add_argument(_flag(f.name), default=f.default, action=argparse.BooleanOptionalAction)
+            g.add_argument(_flag(f.name), default=f.default, action=argparse.BooleanOptionalAction, help=h)
         elif hint in (int, float, str):
-            g.add_argument(_flag(f.name), type=hint, default=f.default)
+            g.add_argument(_flag(f.name), type=hint, default=f.default, help=h)
         else:  # tuple[int, ...]
-            g.add_argument(_flag(f.name), type=_parse_hidden, default=f.default, metavar="W1,W2,...")
+            g.add_argument(_flag(f.name), type=_parse_hidden, default=f.default, metavar="W1,W2,...",
+                           help=h)
     g = p.add_argument_group("hyperparameters (dynamic: a comma-separated list makes a sweep axis)")
     defaults = module.default_hparams()
     for f in dataclasses.fields(module.Hparams):
         if f.name == "objective":
             continue
-        g.add_argument(_flag(f.name), type=_parse_floats, default=[float(getattr(defaults, f.name))],
-                       metavar="X[,Y,...]")
+        value = float(getattr(defaults, f.name))
+        # The default is shown by hand: argparse would print the parsed list form.
+        g.add_argument(_flag(f.name), type=_parse_floats, default=[value], metavar="X[,Y,...]",
+                       help=f"{helps.get(f.name, f.name)} (default: {value:g})")
     return p
 
 

@@ -167,6 +167,7 @@ def main(argv=None) -> dict:
         keys = jax.random.PRNGKey(args.seed)
         fn = jax.jit(algo.train)
 
+    load_before = os.getloadavg()
     t0 = time.perf_counter()
     lowered = fn.lower(keys)
     t1 = time.perf_counter()
@@ -182,6 +183,7 @@ def main(argv=None) -> dict:
         jax.block_until_ready((ts, evaluation))
         run_s.append(time.perf_counter() - t)
     run_med = statistics.median(run_s)
+    load_after = os.getloadavg()
 
     # evaluation = (episode_lengths, episode_returns), each [num_evals, 128]
     # (with a leading seed axis when vmapped). Take the last evaluation.
@@ -207,7 +209,8 @@ def main(argv=None) -> dict:
         "versions": _versions(),
         "config": _jsonable({**config, **extra}),
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-                    "jax_backend": jax.default_backend()},
+                    "jax_backend": jax.default_backend(),
+                    "loadavg_before": load_before, "loadavg_after": load_after},
         "argv": sys.argv,
     }
     out_dir = os.path.dirname(os.path.abspath(args.out))

@@ -13,7 +13,10 @@ Measured:
   env_steps_per_s       steps / run_s_median
   final_return          mean return of 10 deterministic evaluation episodes at the end
   compile_s             0 (nothing is compiled)
-torch's thread count is left at its default and recorded (torch_num_threads).
+torch's thread count is left at its default and recorded (torch_num_threads);
+--torch-threads N overrides it. NB: with the default (2 on this machine) SB3's
+small-batch torch ops are ~2x slower than with 1 thread, and >10x slower when
+another process is busy on the other core (OpenMP threads spin-waiting).
 """
 
 from __future__ import annotations
@@ -111,8 +114,13 @@ def main(argv=None) -> dict:
                    help="total env steps (default: ppo 500000, sac 20000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-episodes", type=int, default=10)
+    p.add_argument("--torch-threads", type=int, default=None,
+                   help="torch.set_num_threads(N); default: leave torch's default")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
+    load_before = os.getloadavg()
 
     steps = args.steps or DEFAULT_STEPS[args.algo]
     n_envs = args.envs or (4 if args.algo == "ppo" else 1)
@@ -122,6 +130,7 @@ def main(argv=None) -> dict:
     model.learn(total_timesteps=steps, progress_bar=False)
     run_s = [time.perf_counter() - t]
     run_med = statistics.median(run_s)
+    load_after = os.getloadavg()
 
     eval_env = Monitor(gym.make(ENV[args.algo]))
     eval_env.reset(seed=args.seed + 10_000)
@@ -149,7 +158,8 @@ def main(argv=None) -> dict:
         "torch_num_threads": torch.get_num_threads(),
         "versions": _versions(),
         "config": cfg,
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
+        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
+                    "loadavg_before": load_before, "loadavg_after": load_after},
         "argv": sys.argv,
     }
     out_dir = os.path.dirname(os.path.abspath(args.out))

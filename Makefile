@@ -1,0 +1,27 @@
+# Two commands do all of the set-up: `make demo` and `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+# PPO on CartPole-v1 over 8 seeds: per-seed table, runs/demo/{summary.json,metrics.csv,learning_curve.png}.
+demo: $(VENV)/.installed
+	$(VENV)/bin/rlx train ppo --env CartPole-v1 --seeds 8 --steps 500000 --objective ppo_clip --out runs/demo
+
+# The whole test suite, two workers (one per core).
+test: $(VENV)/.installed
+	$(PY) -m pytest -n 2 -q
+
+# rlx against the anchors (rejax, Stable-Baselines3) in one run; see experiments/bench/README.md.
+bench: $(VENV)/.installed
+	bash experiments/bench/run.sh
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

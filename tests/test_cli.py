@@ -1,0 +1,73 @@
+import csv
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from rlx import cli
+from rlx.agents import ppo
+
+SMALL = ["--steps", "4096", "--num-envs", "4", "--num-steps", "64", "--hidden", "16,16", "--eval-every", "4",
+         "--eval-episodes", "2", "--no-progress"]
+
+
+def test_train_writes_summary_csv_and_plot(tmp_path, capsys):
+    out = tmp_path / "run"
+    cli.main(["train", "ppo", "--env", "CartPole-v1", "--seeds", "2", "--objective", "dpo", "--out", str(out)] + SMALL)
+    summary = json.loads((out / "summary.json").read_text())
+    for key in ("agent", "env", "objective", "seeds", "env_steps", "wall_s", "steps_per_s", "final_return",
+                "final_return_median"):
+        assert key in summary, key
+    assert summary["agent"] == "ppo" and summary["objective"] == "dpo" and summary["seeds"] == 2
+    assert len(summary["final_return"]) == 2 and summary["env_steps"] == 4096
+    assert summary["config"]["hidden"] == [16, 16] and summary["config"]["num_steps"] == 64
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert len(rows) == 2 * 16 and {"seed", "iteration", "env_steps", "loss/policy", "eval_return"} <= set(rows[0])
+    assert (out / "learning_curve.png").stat().st_size > 10_000
+    printed = capsys.readouterr().out
+    assert "final_return" in printed and "median final return" in printed
+
+
+def test_comma_list_makes_a_sweep(tmp_path):
+    out = tmp_path / "sweep"
+    cli.main(["train", "ppo", "--seeds", "2", "--lr", "1e-4,1e-3", "--objective-param", "epsilon=0.1,0.3",
+              "--out", str(out)] + SMALL)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["runs"] == 8 and sorted(summary["sweep_axes"]) == ["lr", "objective.epsilon"]
+    settings = {(r["lr"], r["objective.epsilon"], r["seed"]) for r in summary["table"]}
+    assert len(settings) == 8
+
+
+def test_help_lists_every_field_with_its_default():
+    parser = cli.build_train_parser("ppo", ppo)
+    text = " ".join(parser.format_help().split())  # undo line wrapping
+    for f in dataclasses.fields(ppo.PPOConfig):
+        assert "--" + f.name.replace("_", "-") in text, f.name
+    for f in dataclasses.fields(ppo.PPOHparams):
+        if f.name != "objective":
+            assert "--" + f.name.replace("_", "-") in text, f.name
+    assert "(default: 128)" in text and "(default: 0.00025)" in text and "(default: (64, 64))" in text
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["train", "dqn"], "unknown agent 'dqn'; choose one of: ppo"),
+    (["train", "ppo", "--env", "CartPol-v1"], "unknown env id 'CartPol-v1'"),
+    (["train", "ppo", "--objective", "ppo"], "unknown objective 'ppo'; choose one of"),
+    (["train", "ppo", "--num-minibatches", "5"], "num_minibatches=5"),
+    (["train", "ppo", "--objective-param", "clip=0.1"], "epsilon"),
+    (["train", "ppo", "--env", "Pendulum-v1", "--distribution", "categorical"], "discrete-only"),
+    (["sweeep"], "unknown command"),
+])
+def test_bad_input_is_a_clear_error(argv, match):
+    with pytest.raises(SystemExit) as e:
+        cli.main(argv)
+    assert match in str(e.value)
+
+
+def test_console_script_is_installed():
+    out = subprocess.run([sys.executable, "-m", "rlx.cli", "train", "ppo", "--help"], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0 and "--update-epochs" in out.stdout
