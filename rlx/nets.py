@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -12,8 +13,42 @@ from rlx import distributions
 ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu, "elu": nn.elu, "gelu": nn.gelu, "silu": nn.silu}
 
 
-def orthogonal(scale: float):
-    return nn.initializers.orthogonal(scale)
+def _orthonormal_columns(a):
+    """Q of the thin QR of ``a`` [m, n] (m ≥ n) with diag(R) > 0, by Gram–Schmidt twice.
+
+    Reorthogonalising each column once more ("twice is enough", Giraud et al. 2005) keeps Q
+    orthonormal to float precision. Columns not yet filled are zero, so projecting on all of Q
+    only removes the components along earlier columns.
+    """
+    def column(q, j):
+        v = a[:, j]
+        v = v - q @ (q.T @ v)
+        v = v - q @ (q.T @ v)
+        return q.at[:, j].set(v / jnp.linalg.norm(v)), None
+
+    q, _ = jax.lax.scan(column, jnp.zeros_like(a), jnp.arange(a.shape[1]))
+    return q
+
+
+def orthogonal(scale: float = 1.0):
+    """Orthogonal initializer (Saxe et al. 2014) written with plain matmuls, no LAPACK.
+
+    Same distribution as ``flax.linen.initializers.orthogonal``: the Q factor (sign-fixed) of
+    a Gaussian matrix, so Haar-distributed. Why not use flax's: its QR is a LAPACK custom
+    call, and under ``vmap`` (a batch of seeds) jaxlib 0.10 runs the batched QR through a
+    parallel map on the CPU thread pool that can deadlock: we saw vmapped PPO programs hang
+    for good, intermittently, with a thread parked in ``lapack_sgeqrf_ffi``/ParallelBatchMap.
+    """
+    def init(key, shape, dtype=jnp.float32):
+        if len(shape) < 2:
+            raise ValueError(f"orthogonal init needs at least 2 dimensions, got shape {shape}")
+        rows, cols = int(np.prod(shape[:-1])), shape[-1]
+        a = jax.random.normal(key, (max(rows, cols), min(rows, cols)), jnp.float32)
+        q = _orthonormal_columns(a)
+        q = q if rows >= cols else q.T
+        return (scale * q).reshape(shape).astype(dtype)
+
+    return init
 
 
 class MLP(nn.Module):
