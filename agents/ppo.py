@@ -91,14 +91,21 @@ class Policy:
 class Transition(struct.PyTreeNode):
     obs: jax.Array
     action: jax.Array
-    log_prob: jax.Array
-    value: jax.Array
     reward: jax.Array
     terminated: jax.Array
     truncated: jax.Array
-    final_obs: jax.Array
-    episode_done: jax.Array
-    episode_return: jax.Array
+    final_obs: jax.Array  # the true next observation (the episode's last one where it ended)
+
+
+class Sample(struct.PyTreeNode):
+    """One training sample: what the loss needs of a step."""
+
+    obs: jax.Array
+    action: jax.Array
+    log_prob: jax.Array
+    value: jax.Array
+    advantage: jax.Array
+    target: jax.Array
 
 
 DISTRIBUTIONS = ("auto", "categorical", "gaussian")
@@ -172,10 +179,11 @@ def make(config: PPOConfig, env, env_params, objective: str | Callable | objecti
         adapted = surrogate.adapt_init(hp.objective) if surrogate.adapt_init else {}
         return PPOState(params, adam.init(params), env_state, obs, ep, adapted, key, jnp.int32(0))
 
-    def loss_fn(params, hp, mb: Transition, advantage, target, progress, objective_hp):
+    def loss_fn(params, hp, mb: Sample, progress, objective_hp):
         dist = actor.apply(params["actor"], mb.obs)
         log_prob = dist.log_prob(mb.action)
         log_ratio = log_prob - mb.log_prob
+        advantage, target = mb.advantage, mb.target
         if config.normalize_advantages:
             advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
         pb = objectives.PolicyBatch(log_ratio, advantage, progress, horizon)
@@ -196,35 +204,39 @@ def make(config: PPOConfig, env, env_params, objective: str | Callable | objecti
         ep = state.env_params
         progress = state.iteration.astype(jnp.float32) / horizon
 
-        # 1. Rollout: num_steps steps of num_envs envs.
+        # 1. Rollout: num_steps steps of num_envs envs. The loop carries only what the next
+        # step needs; values and log-probabilities are computed afterwards in one batched
+        # pass, which is much cheaper on a CPU than a network call per step.
         def env_step(carry, _):
-            env_state, obs, key = carry
+            env_state, obs, key, ep_return_sum, ep_count = carry
             key, k_act, k_env = jax.random.split(key, 3)
-            dist = actor.apply(state.params["actor"], obs)
-            action = dist.sample(seed=k_act)
-            value = critic.apply(state.params["critic"], obs)
+            action = actor.apply(state.params["actor"], obs).sample(seed=k_act)
             next_obs, env_state, reward, terminated, truncated, info = train_env.step(k_env, env_state, action, ep)
-            t = Transition(obs, action, dist.log_prob(action), value, reward.astype(jnp.float32), terminated,
-                           truncated, info["final_observation"], info["episode_done"], info["episode_return"])
-            return (env_state, next_obs, key), t
+            t = Transition(obs, action, reward.astype(jnp.float32), terminated, truncated, info["final_observation"])
+            carry = (env_state, next_obs, key, ep_return_sum + info["episode_return"].sum(),
+                     ep_count + info["episode_done"].sum())
+            return carry, t
 
-        (env_state, obs, key), traj = jax.lax.scan(env_step, (state.env_state, state.obs, state.key), None,
-                                                   config.num_steps)
+        carry = (state.env_state, state.obs, state.key, jnp.float32(0.0), jnp.int32(0))
+        (env_state, obs, key, ep_return_sum, ep_count), traj = jax.lax.scan(env_step, carry, None, config.num_steps)
 
         # 2. Advantages. final_obs[t] is the true next state s'_t (the last observation of an
         # episode that ended at t), so one batched critic pass gives V(s'_t) for every t.
+        value = critic.apply(state.params["critic"], traj.obs)
         next_value = critic.apply(state.params["critic"], traj.final_obs)
-        advantage, target = gae(traj.reward, traj.value, next_value, traj.terminated, traj.truncated,
+        old_log_prob = actor.apply(state.params["actor"], traj.obs).log_prob(traj.action)
+        advantage, target = gae(traj.reward, value, next_value, traj.terminated, traj.truncated,
                                 gamma=hp.gamma, lam=hp.gae_lambda)
 
         # 3. update_epochs passes over the batch in shuffled minibatches.
         objective_hp = {**hp.objective, **state.objective_state}
         lr = hp.lr * (1.0 - hp.anneal_lr * progress)
-        flat = jax.tree.map(lambda x: x.reshape((batch_size,) + x.shape[2:]), (traj, advantage, target))
+        samples = Sample(traj.obs, traj.action, old_log_prob, value, advantage, target)
+        flat = jax.tree.map(lambda x: x.reshape((batch_size,) + x.shape[2:]), samples)
 
         def minibatch_step(carry, mb):
             params, opt_state = carry
-            grads, metrics = jax.grad(loss_fn, has_aux=True)(params, hp, *mb, progress, objective_hp)
+            grads, metrics = jax.grad(loss_fn, has_aux=True)(params, hp, mb, progress, objective_hp)
             grads, _ = optax.clip_by_global_norm(hp.max_grad_norm).update(grads, optax.EmptyState())
             updates, opt_state = adam.update(grads, opt_state)
             params = jax.tree.map(lambda p, u: p - lr * u, params, updates)
@@ -246,10 +258,8 @@ def make(config: PPOConfig, env, env_params, objective: str | Callable | objecti
         if surrogate.adapt:
             objective_state = surrogate.adapt(objective_state, hp.objective, metrics["approx_kl"])
 
-        finished = traj.episode_done.sum()
-        metrics["episode_return"] = jnp.where(finished > 0, traj.episode_return.sum() / jnp.maximum(finished, 1),
-                                              jnp.nan)
-        metrics["episodes"] = finished
+        metrics["episode_return"] = jnp.where(ep_count > 0, ep_return_sum / jnp.maximum(ep_count, 1), jnp.nan)
+        metrics["episodes"] = ep_count
         metrics["lr"] = lr
         state = PPOState(params, opt_state, env_state, obs, ep, objective_state, key, state.iteration + 1)
         return state, metrics

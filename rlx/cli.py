@@ -117,6 +117,7 @@ def run_training(agent_name: str, module, args) -> dict:
     import numpy as np
 
     from rlx import envs, objectives, report
+    from rlx.parallel import shard_runs
     from rlx.progress import ProgressBar
     from rlx.run import make_train
 
@@ -175,11 +176,12 @@ def run_training(agent_name: str, module, args) -> dict:
           f"{args.seeds} seed(s) = {len(runs)} runs of {n_iter * agent.steps_per_iteration:,} env steps; compiling...",
           file=sys.stderr)
     t0 = time.perf_counter()
-    compiled = jax.jit(jax.vmap(train)).lower(keys, hp_batch).compile()
+    call, devices = shard_runs(jax.vmap(train), len(runs))
+    call.compile(keys, hp_batch)
     compile_s = time.perf_counter() - t0
     bar.start()
     t0 = time.perf_counter()
-    state, metrics = compiled(keys, hp_batch)
+    state, metrics = call(keys, hp_batch)
     metrics = jax.tree.map(np.asarray, jax.device_get(metrics))
     wall_s = time.perf_counter() - t0
     bar.close()
@@ -200,6 +202,7 @@ def run_training(agent_name: str, module, args) -> dict:
         "hparams": {k: (vs if len(vs) > 1 else vs[0]) for k, vs in grid.items()},
         "objective_params": {k: (vs if len(vs) > 1 else vs[0]) for k, vs in obj_grid.items()},
         "sweep_axes": [a for a, _ in axes], "table": rows,
+        "devices": [str(d) for d in devices],
         "versions": {"jax": jax.__version__, "python": sys.version.split()[0]},
     }
     report.write_summary(os.path.join(out, "summary.json"), summary)
@@ -225,6 +228,11 @@ def _last_finite(x):
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    # One XLA host device per core, so a batch of runs uses every core (see rlx.parallel).
+    # Must happen before jax starts; a no-op if it already has.
+    from rlx.parallel import use_all_cpu_cores
+
+    use_all_cpu_cores()
     commands = {"train": train_command, "objectives": lambda _: print("\n".join(
         importlib.import_module("rlx.objectives").names())), "envs": lambda _: print("\n".join(
         importlib.import_module("rlx.envs").env_ids()))}
