@@ -66,7 +66,7 @@ def shard_runs(fn, runs: int):
     import jax
     from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-    devices = jax.devices()
+    devices = jax.devices()[: max(1, runs)]  # never more devices than runs
     n = len(devices)
     padded = -(-runs // n) * n
     mesh = Mesh(np.asarray(devices), ("runs",))
