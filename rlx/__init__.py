@@ -24,7 +24,10 @@ _LAZY = {"envs": ("rlx.envs", None), "objectives": ("rlx.objectives", None), "ag
 
 def __getattr__(name):
     if name not in _LAZY:
-        raise AttributeError(f"module 'rlx' has no attribute {name!r}")
+        try:  # any submodule: rlx.advantages, rlx.nets, ...
+            return importlib.import_module(f"rlx.{name}")
+        except ModuleNotFoundError:
+            raise AttributeError(f"module 'rlx' has no attribute {name!r}") from None
     module, attr = _LAZY[name]
     value = importlib.import_module(module)
     return getattr(value, attr) if attr else value
