@@ -126,7 +126,7 @@ def run_training(agent_name: str, module, args) -> dict:
         raise SystemExit(f"rlx: --seeds must be a positive integer, got {args.seeds}")
     try:
         envs.validate_id(args.env)
-        surrogate = objectives.get(args.objective)
+        surrogate = objectives.load(args.objective) if os.path.isfile(args.objective) else objectives.get(args.objective)
         fields = {f.name: getattr(args, f.name) for f in dataclasses.fields(module.Config)}
         if args.steps is not None:
             fields["total_timesteps"] = args.steps
@@ -171,7 +171,8 @@ def run_training(agent_name: str, module, args) -> dict:
 
     bar = ProgressBar(n_iter, agent.steps_per_iteration, runs=len(runs), desc=f"{agent_name} {args.env}",
                       disable=args.no_progress)
-    train = make_train(agent, eval_every=eval_every, eval_episodes=args.eval_episodes, progress=bar.callback)
+    train = make_train(agent, eval_every=eval_every, eval_episodes=args.eval_episodes,
+                       progress=None if args.no_progress else bar.callback)
     print(f"rlx: {agent_name} on {args.env}, objective {objective_name}: {len(settings)} setting(s) × "
           f"{args.seeds} seed(s) = {len(runs)} runs of {n_iter * agent.steps_per_iteration:,} env steps; compiling...",
           file=sys.stderr)
@@ -226,6 +227,21 @@ def _last_finite(x):
     return finite[-1] if finite.size else float("nan")
 
 
+def _use_compilation_cache() -> None:
+    """Keep compiled programs on disk (RLX_CACHE_DIR, default ~/.cache/rlx/xla; "off" disables).
+
+    Hyperparameters are traced arrays, so a new learning rate or objective parameter reuses
+    the compiled program: only static config changes (shapes, counts) compile again.
+    """
+    path = os.environ.get("RLX_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "rlx", "xla"))
+    if path.lower() == "off":
+        return
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     # One XLA host device per core, so a batch of runs uses every core (see rlx.parallel).
@@ -233,7 +249,9 @@ def main(argv: list[str] | None = None) -> None:
     from rlx.parallel import use_all_cpu_cores
 
     use_all_cpu_cores()
-    commands = {"train": train_command, "objectives": lambda _: print("\n".join(
+    _use_compilation_cache()
+    commands = {"train": train_command, "meta-train": lambda a: importlib.import_module("rlx.meta").meta_train_command(a),
+                "objectives": lambda _: print("\n".join(
         importlib.import_module("rlx.objectives").names())), "envs": lambda _: print("\n".join(
         importlib.import_module("rlx.envs").env_ids()))}
     if not argv or argv[0] in ("-h", "--help"):
