@@ -95,8 +95,11 @@ class ClipAction(Wrapper):
         super().__init__(env)
         self.low, self.high = jnp.asarray(low, jnp.float32), jnp.asarray(high, jnp.float32)
 
+    def to_env_action(self, action):
+        return jnp.clip(action, self.low, self.high)
+
     def step(self, key, state, action, params=None):
-        return self._env.step(key, state, jnp.clip(action, self.low, self.high), params)
+        return self._env.step(key, state, self.to_env_action(action), params)
 
 
 class RescaleAction(Wrapper):
@@ -106,9 +109,11 @@ class RescaleAction(Wrapper):
         super().__init__(env)
         self.low, self.high = jnp.asarray(low, jnp.float32), jnp.asarray(high, jnp.float32)
 
+    def to_env_action(self, action):
+        return self.low + 0.5 * (jnp.clip(action, -1.0, 1.0) + 1.0) * (self.high - self.low)
+
     def step(self, key, state, action, params=None):
-        action = self.low + 0.5 * (jnp.clip(action, -1.0, 1.0) + 1.0) * (self.high - self.low)
-        return self._env.step(key, state, action, params)
+        return self._env.step(key, state, self.to_env_action(action), params)
 
 
 class VecEnv(Wrapper):

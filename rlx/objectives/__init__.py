@@ -55,6 +55,8 @@ from rlx.objectives.policy import (
     ta_lpo_features,
     ta_lpo_init,
 )
+from rlx.objectives.offpolicy import mdpo_actor, sac_actor
+from rlx.objectives.offline import awr_actor, awr_weights, cql_penalty, td3bc_actor
 from rlx.objectives.value import (
     chi2_conjugate,
     clipped_value_loss,
@@ -158,4 +160,10 @@ __all__ = [
     # value losses
     "squared_error", "huber", "clipped_value_loss", "expectile", "gumbel", "chi2_conjugate",
     "tv_conjugate", "dual_value_loss",
+    # offline
+    "awr_weights", "awr_actor", "td3bc_actor", "cql_penalty",
 ]
+
+from rlx.objectives.export import load, save  # noqa: E402  (learned objectives on disk: rlx.objectives.export)
+
+__all__ += ["load", "save"]
