@@ -57,11 +57,11 @@ def plot_learning_curve(path: str, metrics: dict, steps_per_iteration: int, titl
     x = np.arange(1, iters + 1) * steps_per_iteration
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
     for (name, idx), color in zip(groups.items(), plt.cm.tab10.colors * 10):
-        r = _ffill(ret[list(idx)])
+        r = _smooth(_ffill(ret[list(idx)]), max(1, iters // 100))
         med = np.nanmedian(r, 0)
         lo, hi = np.nanpercentile(r, 10, 0), np.nanpercentile(r, 90, 0)
         label = f"{name} " if name else ""
-        ax.plot(x, med, color=color, lw=1.6, label=f"{label}train return (median of {len(idx)})")
+        ax.plot(x, med, color=color, lw=1.6, label=f"{label}train return (median of {len(idx)}, smoothed)")
         ax.fill_between(x, lo, hi, color=color, alpha=0.2, lw=0)
         ev_x = np.asarray(metrics["eval/iteration"])[list(idx)][0] * steps_per_iteration
         ev = np.asarray(metrics["eval/return"])[list(idx)]
@@ -75,6 +75,16 @@ def plot_learning_curve(path: str, metrics: dict, steps_per_iteration: int, titl
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def _smooth(a, window: int):
+    """Trailing moving average over iterations (NaN-aware), per run."""
+    if window <= 1:
+        return a
+    out = np.empty_like(a)
+    for i in range(a.shape[1]):
+        out[:, i] = np.nanmean(a[:, max(0, i - window + 1): i + 1], axis=1)
+    return out
 
 
 def _ffill(a):
