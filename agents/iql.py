@@ -8,7 +8,7 @@ them in the order V → actor → Q, a one-step difference in which V the others
 
     V       expectile(min_i Q̄_i(s,a) − V(s); τ)                         τ = 0.7
     actor   −mean(min(exp(β·(min_i Q̄_i(s,a) − V(s))), 100) · log π(a|s))   β = 3, lr cosine-decayed
-    Q       Σ_i mean((Q_i(s,a) − (r + γ(1 − terminated)·V(s')))²)
+    Q       Σ_i mean((Q_i(s,a) − (r + γ(1 − terminated)·V(s')))²)        (or Huber: critic_loss)
     targets Q̄ ← Q̄ + τ_polyak (Q − Q̄)
 
 The value loss is pluggable (``value_loss=``): any ``fn(u, **hp.value) -> scalar`` on
@@ -49,6 +49,7 @@ class IQLConfig:
     hidden: tuple[int, ...] = (256, 256)
     normalize_obs: bool = False  # standardise observations by the dataset's statistics
     reward_scale: str = "none"  # none | episode_range: × 1000/(max − min episode return), for locomotion
+    critic_loss: str = "squared_error"  # squared_error | huber (XQL's choice)
 
 
 @struct.dataclass
@@ -92,6 +93,7 @@ class GaussianActor(nn.Module):
 
 
 REWARD_SCALES = ("none", "episode_range")
+CRITIC_LOSSES = ("squared_error", "huber")
 
 
 def validate(config: IQLConfig, spec: envs.EnvSpec, dataset: data.Dataset) -> None:
@@ -102,6 +104,7 @@ def validate(config: IQLConfig, spec: envs.EnvSpec, dataset: data.Dataset) -> No
         check_positive_int(owner, f, getattr(config, f))
     check_hidden(owner, "hidden", config.hidden)
     check_choice(owner, "reward_scale", config.reward_scale, REWARD_SCALES)
+    check_choice(owner, "critic_loss", config.critic_loss, CRITIC_LOSSES)
     if spec.discrete:
         raise ConfigError(f"IQL here needs a continuous action space; the env has {spec.num_actions} discrete actions")
     if config.total_steps < config.steps_per_iteration:
@@ -144,6 +147,7 @@ def make(config: IQLConfig, dataset: data.Dataset, env, env_params, value_loss: 
     critic = critics.QEnsemble(config.hidden)
     value = nets.ValueNet(config.hidden, "relu")
     num_iterations = config.total_steps // config.steps_per_iteration
+    critic_error = objectives.huber if config.critic_loss == "huber" else objectives.squared_error
     adam = optax.adam(1.0)  # learning rates are applied by hand, so they stay dynamic hyperparameters
 
     def init(key, hp: IQLHparams, env_params_=None) -> IQLState:
@@ -164,7 +168,7 @@ def make(config: IQLConfig, dataset: data.Dataset, env, env_params, value_loss: 
         next_v = jax.lax.stop_gradient(value.apply(params["value"], batch.next_obs))
         y = batch.reward + hp.gamma * (1.0 - batch.terminated) * next_v
         q = critic.apply(params["critic"], batch.obs, batch.action)
-        critic_loss = jnp.sum(jnp.mean((q - y) ** 2, axis=-1))
+        critic_loss = jnp.sum(jax.vmap(critic_error, in_axes=(0, None))(q, y))
         # The three losses touch disjoint parameters, so one gradient of their sum is the
         # three updates at once; the actor's cosine-decayed lr is applied per parameter group.
         return value_loss_ + actor_loss + critic_loss, {
@@ -216,6 +220,7 @@ HELP = {
     "hidden": "hidden layer widths of actor, critics and value",
     "normalize_obs": "standardise observations by the dataset's mean and std",
     "reward_scale": "none, or episode_range: rewards × 1000/(max − min episode return) (locomotion)",
+    "critic_loss": "critic regression loss: squared_error or huber",
     "lr": "Adam learning rate (actor's decays with a cosine)",
     "gamma": "discount γ",
     "polyak": "target-critic Polyak rate τ",

@@ -3,3 +3,32 @@ import os
 # Tests run on the host CPU; keep XLA from grabbing every core for intra-op threads so the
 # two-core CI machine stays responsive, and keep compiled programs out of tests' timing.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from rlx import collect, data, envs
+from rlx.agents import ppo
+from rlx.run import make_train
+
+# Reference returns for Pendulum-v1 measured with rlx's own policies (see experiments/):
+# uniform random actions ≈ −1196, a fully trained PPO policy ≈ −164.
+PENDULUM_REF = dict(ref_random_return=-1196.0, ref_expert_return=-164.0)
+
+
+@pytest.fixture(scope="session")
+def medium():
+    """A PPO policy stopped early (15 iterations ≈ 31k steps) acting stochastically: 20k transitions."""
+    env, params = envs.make("Pendulum-v1")
+    cfg = ppo.PPOConfig(total_timesteps=300_000, num_envs=16, num_steps=128, update_epochs=10, num_minibatches=16,
+                        normalize_obs=True, clip_value_loss=False)
+    agent = ppo.make(cfg, env, params)
+    hp = agent.default_hparams().replace(lr=jnp.float32(1e-3), gamma=jnp.float32(0.95), ent_coef=jnp.float32(0.0))
+    state, _ = jax.jit(make_train(agent, num_iterations=15, eval_every=15, eval_episodes=1))(jax.random.PRNGKey(0), hp)
+    meta = data.Metadata("Pendulum-v1", source="tests: PPO after 15 iterations", **PENDULUM_REF)
+    ds = collect.rollouts(agent, agent.policy(state), jax.random.PRNGKey(1), num_steps=20_000, metadata=meta)
+    return ds, env, params
+
+
