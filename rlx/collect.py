@@ -9,6 +9,8 @@ action wrapper), observations raw.
 """
 from __future__ import annotations
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -36,16 +38,32 @@ def rollouts(agent, policy, key, *, num_steps: int, num_envs: int = 8, determini
              env_params=None, metadata: data.Metadata | None = None) -> data.Dataset:
     """``num_steps`` transitions of ``agent.act(policy, ...)`` in the agent's evaluation env."""
     env_params = agent.env_params if env_params is None else env_params
-    # Step the env below the agent's action wrapper, handing it env-unit actions, so the
-    # dataset records exactly what the env received.
-    to_env = getattr(agent.eval_env, "to_env_action", None)
-    base = agent.eval_env._env if to_env else agent.eval_env
-    to_env = to_env or (lambda a: a)
-    act = jax.vmap(lambda o, k: to_env(agent.act(policy, o, k, deterministic)))
-    out = jax.jit(lambda k: _steps(envs.VecEnv(base, num_envs), act, k, env_params, num_steps, num_envs))(key)
+    fn = _collector(agent, num_steps, num_envs, deterministic)
+    out = fn(policy, key, env_params)
     obs, action, reward, next_obs, term, trunc = [np.asarray(x) for x in out]
     return data.from_arrays(obs, action, reward, next_obs, term, _close_episodes(term, trunc, num_envs),
                             metadata or data.Metadata())
+
+
+_COLLECTORS: dict = {}
+
+
+def _collector(agent, num_steps: int, num_envs: int, deterministic: bool):
+    """One compiled collector per (agent, sizes): the policy is an argument, not a constant."""
+    cache_key = (id(agent), num_steps, num_envs, deterministic)
+    if cache_key not in _COLLECTORS:
+        # Step the env below the agent's action wrapper, handing it env-unit actions, so the
+        # dataset records exactly what the env received.
+        to_env = getattr(agent.eval_env, "to_env_action", None)
+        base = envs.VecEnv(agent.eval_env._env if to_env else agent.eval_env, num_envs)
+        to_env = to_env or (lambda a: a)
+
+        def collect(policy, key, env_params):
+            act = jax.vmap(lambda o, k: to_env(agent.act(policy, o, k, deterministic)))
+            return _steps(base, act, key, env_params, num_steps, num_envs)
+
+        _COLLECTORS[cache_key] = (agent, jax.jit(collect))  # holding the agent keeps its id unique
+    return _COLLECTORS[cache_key][1]
 
 
 def random(env, env_params, key, *, num_steps: int, num_envs: int = 8,
@@ -68,3 +86,105 @@ def _close_episodes(term, trunc, num_envs):
         trunc[end] = trunc[end] or not term[end]
     trunc[-1] = trunc[-1] or not term[-1]
     return trunc
+
+
+# ----------------------------------------------------------------------------- rlx data collect
+
+QUALITIES = ("random", "medium", "expert", "medium-replay", "medium-expert")
+
+# PPO settings that solve the env on this CPU in a couple of minutes (experiments/ppo_*.sh).
+_PPO_RECIPES = {
+    "Pendulum-v1": (dict(total_timesteps=300_000, num_envs=16, num_steps=128, update_epochs=10, num_minibatches=16,
+                         normalize_obs=True, clip_value_loss=False),
+                    dict(lr=1e-3, gamma=0.95, ent_coef=0.0)),
+}
+
+
+def _concat(parts: list[data.Dataset], num_steps: int, metadata: data.Metadata) -> data.Dataset:
+    arrays = {k: np.concatenate([np.asarray(getattr(p, k)) for p in parts])[:num_steps] for k in data.FIELDS}
+    arrays["truncated"][-1] = arrays["truncated"][-1] or not arrays["terminated"][-1]
+    return data.from_arrays(**arrays, metadata=metadata)
+
+
+def make_dataset(env_id: str, quality: str, num_steps: int, seed: int = 0, chunks: int = 20,
+                 progress: bool = True) -> data.Dataset:
+    """Train a PPO agent on ``env_id`` and collect ``num_steps`` transitions of the asked quality.
+
+    expert: the final policy (stochastic). medium: the first checkpoint (of ``chunks`` along
+    training) whose normalised score is within 30–60, else the one closest to 45.
+    medium-replay: rollouts of every checkpoint up to medium. medium-expert: half each.
+    Reference returns: R_random from uniformly random actions, R_expert from the expert's
+    own rollouts. Deterministic given ``seed``.
+    """
+    from rlx.agents import ppo
+    from rlx.config import check_choice
+
+    check_choice("data collect", "quality", quality, QUALITIES)
+    if num_steps <= 0:
+        raise ValueError(f"data collect: --steps must be positive, got {num_steps}")
+    env, env_params = envs.make(env_id)
+    key = jax.random.PRNGKey(seed)
+    k_random, k_train, k_collect = jax.random.split(key, 3)
+    rand = random(env, env_params, k_random, num_steps=max(num_steps if quality == "random" else 0, 20_000))
+    r_random = float(rand.episode_returns().mean())
+    if quality == "random":
+        return _concat([rand], num_steps, data.Metadata(env_id, r_random, None, f"rlx data collect random seed={seed}"))
+
+    cfg_kwargs, hp_kwargs = _PPO_RECIPES.get(env_id, ({}, {}))
+    agent = ppo.make(ppo.PPOConfig(**cfg_kwargs), env, env_params)
+    hp = agent.default_hparams().replace(**{k: jnp.float32(v) for k, v in hp_kwargs.items()})
+    per_chunk = max(1, agent.num_iterations // chunks)
+    advance = jax.jit(lambda s: jax.lax.scan(lambda s, _: agent.update(s, hp), s, None, per_chunk)[0])
+    state = agent.init(k_train, hp)
+    policies = []
+    from tqdm.auto import tqdm
+    for _ in tqdm(range(chunks), desc=f"training PPO on {env_id}", disable=not progress):
+        state = advance(state)
+        policies.append(agent.policy(state))
+    probe = [rollouts(agent, pol, jax.random.fold_in(k_collect, i), num_steps=4_000) for i, pol in enumerate(policies)]
+    probe_returns = [float(p.episode_returns().mean()) for p in probe]
+    expert = rollouts(agent, policies[-1], jax.random.fold_in(k_collect, 10_000), num_steps=num_steps)
+    r_expert = float(expert.episode_returns().mean())
+    meta = data.Metadata(env_id, r_random, r_expert, f"rlx data collect {quality} seed={seed} (PPO)")
+    scores = [100 * (r - r_random) / (r_expert - r_random) for r in probe_returns]
+    inside = [i for i, s in enumerate(scores) if 30 <= s <= 60]
+    medium_at = inside[0] if inside else int(np.argmin([abs(s - 45) for s in scores]))
+    if quality == "expert":
+        return expert.replace(metadata=meta)
+    medium = rollouts(agent, policies[medium_at], jax.random.fold_in(k_collect, 20_000), num_steps=num_steps)
+    if quality == "medium":
+        return medium.replace(metadata=meta)
+    if quality == "medium-expert":
+        half = num_steps // 2
+        return _concat([_concat([medium], half, meta), expert], num_steps, meta)
+    per = -(-num_steps // (medium_at + 1))
+    parts = [rollouts(agent, policies[i], jax.random.fold_in(k_collect, 30_000 + i), num_steps=per)
+             for i in range(medium_at + 1)]
+    return _concat(parts, num_steps, meta)
+
+
+def collect_command(argv: list[str]) -> None:
+    """``rlx data collect --env ENV --quality Q --steps N --out FILE``."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="rlx data collect", description="Make an offline dataset with rlx's own agents.")
+    p.add_argument("action", choices=["collect"])
+    p.add_argument("--env", required=True)
+    p.add_argument("--quality", required=True, choices=QUALITIES)
+    p.add_argument("--steps", type=int, default=100_000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="FILE.npz, FILE.hdf5 (D4RL layout) or a directory (Minari layout)")
+    args = p.parse_args(argv)
+    try:
+        envs.validate_id(args.env)
+        ds = make_dataset(args.env, args.quality, args.steps, args.seed)
+    except ValueError as e:
+        raise SystemExit(f"rlx: {e}")
+    ext = os.path.splitext(args.out)[1].lower()
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    {".npz": data.save_npz, ".hdf5": data.save_d4rl, ".h5": data.save_d4rl}.get(ext, data.save_minari)(ds, args.out)
+    rets = ds.episode_returns()
+    score = ds.normalized_score(rets).mean() if ds.metadata.ref_expert_return is not None else float("nan")
+    print(f"wrote {args.out}: {len(ds):,} transitions, {len(rets)} episodes, mean return {rets.mean():.1f}, "
+          f"normalised score {score:.1f} (R_random {ds.metadata.ref_random_return:.1f}, "
+          f"R_expert {ds.metadata.ref_expert_return})")
