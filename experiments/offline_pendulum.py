@@ -37,15 +37,15 @@ def main():
     env, params = envs.make("Pendulum-v1")
     results = {"steps": args.steps, "seeds": args.seeds, "datasets": {}, "scores": {}}
     keys = jax.random.split(jax.random.PRNGKey(0), args.seeds)
+    path_of = lambda tier: os.path.join(OUT, "data", f"pendulum-{tier}.npz")
+    for tier in ("expert",) + TIERS:  # the expert first: the random tier borrows its reference return
+        if not os.path.exists(path_of(tier)):
+            ds = collect.make_dataset("Pendulum-v1", tier, args.data_steps, seed=0)
+            if tier == "random":
+                ds = ds.replace_metadata(ref_expert_return=data.load(path_of("expert")).metadata.ref_expert_return)
+            data.save_npz(ds, path_of(tier))
     for tier in TIERS:
-        path = os.path.join(OUT, "data", f"pendulum-{tier}.npz")
-        if not os.path.exists(path):
-            data.save_npz(collect.make_dataset("Pendulum-v1", tier, args.data_steps, seed=0), path)
-        ds = data.load(path)
-        if ds.metadata.ref_expert_return is None:  # the random tier: borrow the expert's reference
-            ref = data.load(os.path.join(OUT, "data", "pendulum-expert.npz")) if os.path.exists(
-                os.path.join(OUT, "data", "pendulum-expert.npz")) else None
-            ds = ds.replace_metadata(ref_expert_return=ref.metadata.ref_expert_return if ref else -170.0)
+        ds = data.load(path_of(tier))
         results["datasets"][tier] = {"transitions": len(ds), "episodes": int(len(ds.episode_returns())),
                                      "normalized_score": float(ds.normalized_score(ds.episode_returns()).mean()),
                                      "ref_random_return": ds.metadata.ref_random_return,
