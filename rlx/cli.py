@@ -20,9 +20,9 @@ import sys
 import time
 import typing
 
-AGENTS = {"ppo": "rlx.agents.ppo"}
+AGENTS = {"ppo": "rlx.agents.ppo", "sac": "rlx.agents.sac", "td3": "rlx.agents.td3"}
 COMMON = ("env", "seeds", "seed", "steps", "objective", "objective_param", "out", "eval_every", "eval_episodes",
-          "no_progress")
+          "no_progress", "checkpoint_every", "resume", "chunk", "tensorboard")
 
 
 def agent_module(name: str):
@@ -76,6 +76,15 @@ def build_train_parser(agent: str, module) -> argparse.ArgumentParser:
                    "(default: 20 per run)")
     g.add_argument("--eval-episodes", type=int, default=8, help="episodes per evaluation")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g.add_argument("--checkpoint-every", type=int, default=None, metavar="K",
+                   help="save the whole population (orbax) every K iterations to OUT/checkpoint")
+    g.add_argument("--resume", default=None, metavar="DIR",
+                   help="continue the run checkpointed in DIR (an --out directory or its checkpoint/); "
+                        "every other flag must match the original run")
+    g.add_argument("--chunk", type=int, default=None, metavar="K",
+                   help="iterations per jitted call; the progress bar, NaN guard and logs update between "
+                        "calls (default: --checkpoint-every, else 1/20 of the run)")
+    g.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs to OUT/tb")
 
     helps = getattr(module, "HELP", {})
     g = p.add_argument_group("static config (changing these recompiles)")
@@ -117,9 +126,10 @@ def run_training(agent_name: str, module, args) -> dict:
     import numpy as np
 
     from rlx import envs, objectives, report
-    from rlx.parallel import shard_runs
+    from rlx.checkpoint import CheckpointError
+    from rlx.logs import NonFiniteError, TensorBoard, write_metrics_json
     from rlx.progress import ProgressBar
-    from rlx.run import make_train
+    from rlx.run import run_population
 
     # Validate before compiling: env id, objective, config, hyperparameters.
     if args.seeds <= 0:
@@ -166,30 +176,38 @@ def run_training(agent_name: str, module, args) -> dict:
     n_iter = agent.num_iterations
     eval_every = args.eval_every or max(1, n_iter // 20)
     objective_name = args.objective
-    out = args.out or os.path.join("runs", f"{agent_name}-{args.env.replace(':', '_')}-{os.path.basename(args.objective)}")
+    out = args.out or (_resume_out(args.resume) if args.resume else None) or os.path.join(
+        "runs", f"{agent_name}-{args.env.replace(':', '_')}-{os.path.basename(args.objective)}")
     report.ensure_dir(out)
+    labels = [{**{k: v for k, v in s.items()}, "seed": seed} for s, seed in runs]
+    ckpt = _checkpointer(args, out, agent_name, config, n_iter, eval_every, labels, keys, hp_batch, env_params)
+    chunk = args.chunk or args.checkpoint_every or max(1, n_iter // 20)
+    if chunk <= 0:
+        raise SystemExit(f"rlx: --chunk/--checkpoint-every must be a positive integer, got {chunk}")
 
     bar = ProgressBar(n_iter, agent.steps_per_iteration, runs=len(runs), desc=f"{agent_name} {args.env}",
                       disable=args.no_progress)
-    train = make_train(agent, eval_every=eval_every, eval_episodes=args.eval_episodes,
-                       progress=None if args.no_progress else bar.callback)
+    tb = TensorBoard(out, labels, agent.steps_per_iteration) if args.tensorboard else None
     print(f"rlx: {agent_name} on {args.env}, objective {objective_name}: {len(settings)} setting(s) × "
           f"{args.seeds} seed(s) = {len(runs)} runs of {n_iter * agent.steps_per_iteration:,} env steps; compiling...",
           file=sys.stderr)
-    t0 = time.perf_counter()
-    call, devices = shard_runs(jax.vmap(train), len(runs))
-    call.compile(keys, hp_batch)
-    compile_s = time.perf_counter() - t0
-    bar.start()
-    t0 = time.perf_counter()
-    state, metrics = call(keys, hp_batch)
-    metrics = jax.tree.map(np.asarray, jax.device_get(metrics))
-    wall_s = time.perf_counter() - t0
+    try:
+        result = run_population(agent, keys, hp_batch, num_iterations=n_iter, eval_every=eval_every,
+                                eval_episodes=args.eval_episodes, chunk_iterations=chunk, checkpointer=ckpt,
+                                resume=bool(args.resume), progress=bar.callback, labels=labels,
+                                on_chunk=tb.write if tb else None)
+    except (CheckpointError, NonFiniteError) as e:
+        bar.close()
+        raise SystemExit(f"rlx: {e}")
+    finally:
+        if tb:
+            tb.close()
     bar.close()
+    state, metrics, compile_s, wall_s, devices = (result.state, result.metrics, result.compile_s, result.wall_s,
+                                                  result.devices)
 
     env_steps = n_iter * agent.steps_per_iteration
     final = metrics["eval/return"][:, -1].astype(float)
-    labels = [{**{k: v for k, v in s.items()}, "seed": seed} for s, seed in runs]
     rows = [{**lab, "final_return": float(f),
              "best_eval_return": float(np.max(metrics["eval/return"][i])),
              "last_train_return": float(_last_finite(metrics["episode_return"][i]))}
@@ -197,7 +215,8 @@ def run_training(agent_name: str, module, args) -> dict:
     summary = {
         "agent": agent_name, "env": args.env, "objective": objective_name, "seeds": args.seeds,
         "runs": len(runs), "env_steps": env_steps, "compile_s": round(compile_s, 3), "wall_s": round(wall_s, 3),
-        "steps_per_s": round(env_steps * len(runs) / wall_s, 1),
+        "steps_per_s": round((n_iter - result.resumed_from) * agent.steps_per_iteration * len(runs) / wall_s, 1),
+        "resumed_from_iteration": result.resumed_from, "chunk_iterations": chunk,
         "final_return": final.tolist(), "final_return_median": float(np.median(final)),
         "config": dataclasses.asdict(config),
         "hparams": {k: (vs if len(vs) > 1 else vs[0]) for k, vs in grid.items()},
@@ -208,6 +227,8 @@ def run_training(agent_name: str, module, args) -> dict:
     }
     report.write_summary(os.path.join(out, "summary.json"), summary)
     report.write_metrics_csv(os.path.join(out, "metrics.csv"), metrics, labels, agent.steps_per_iteration)
+    write_metrics_json(os.path.join(out, "metrics.json"), metrics, labels, agent.steps_per_iteration)
+    _save_final_params(os.path.join(out, "final_state.npz"), state)
     groups = {", ".join(f"{k}={v:g}" for k, v in s.items()): [i for i, (s2, _) in enumerate(runs) if s2 == s]
               for s in settings}
     report.plot_learning_curve(os.path.join(out, "learning_curve.png"), metrics, agent.steps_per_iteration,
@@ -217,6 +238,86 @@ def run_training(agent_name: str, module, args) -> dict:
     print(f"median final return {summary['final_return_median']:.4g} over {len(runs)} runs · compile "
           f"{compile_s:.1f} s · {summary['steps_per_s']:,.0f} env-steps/s · wrote {out}/")
     return summary
+
+
+def sweep_command(argv: list[str]) -> dict:
+    """``rlx sweep CONFIG.toml --out DIR``: see rlx.sweep for the config format."""
+    p = argparse.ArgumentParser(prog="rlx sweep", description="Run a sweep described by a TOML config "
+                                "(see experiments/configs/ and rlx/sweep.py).")
+    p.add_argument("config", help="path of a sweep config, e.g. experiments/configs/ppo_cartpole_grid.toml")
+    p.add_argument("--out", default=None, help="output directory (default runs/sweep-CONFIGNAME)")
+    p.add_argument("--max-parallel", type=int, default=None,
+                   help="runs per jitted call (overrides the config's max_parallel; results are identical)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = p.parse_args(argv)
+    from rlx import report, sweep
+    from rlx.config import ConfigError
+    from rlx.logs import NonFiniteError
+
+    try:
+        spec = sweep.load(args.config)
+        if args.max_parallel is not None:
+            if args.max_parallel < 0:
+                raise ConfigError(f"--max-parallel={args.max_parallel}: must be >= 0")
+            spec.max_parallel = args.max_parallel
+        out = args.out or os.path.join("runs", "sweep-" + os.path.splitext(os.path.basename(args.config))[0])
+        print(f"rlx sweep: {len(spec.settings)} setting(s) × {len(spec.seeds)} seed(s) = {len(spec.runs)} runs",
+              file=sys.stderr)
+        result = sweep.run(spec, out, progress=not args.no_progress)
+    except (ConfigError, NonFiniteError) as e:
+        raise SystemExit(f"rlx: {e}")
+    rows = [{k: v for k, v in r.items() if not k.startswith("_") and k != "group"} for r in result["rows"]]
+    print(report.table(rows, list(rows[0])))
+    print(f"wrote {out}/sweep.csv, sweep.json, curves.png" + (", heatmap.png" if os.path.exists(
+        os.path.join(out, "heatmap.png")) else ""))
+    return result
+
+
+def _resume_out(path: str) -> str:
+    from rlx.checkpoint import META
+
+    path = os.path.abspath(path)
+    return os.path.dirname(path) if os.path.exists(os.path.join(path, META)) else path
+
+
+def _checkpointer(args, out, agent_name, config, n_iter, eval_every, labels, keys, hp_batch, env_params):
+    """The run's Checkpointer (None when neither --checkpoint-every nor --resume is given)."""
+    if not args.checkpoint_every and not args.resume:
+        return None
+    from rlx.checkpoint import META, CheckpointError, Checkpointer, array_digest, fingerprint
+
+    if args.resume:
+        d = os.path.abspath(args.resume)
+        d = d if os.path.exists(os.path.join(d, META)) else os.path.join(d, "checkpoint")
+        if not os.path.isdir(d):
+            raise SystemExit(f"rlx: --resume {args.resume}: no such checkpoint directory")
+    else:
+        d = os.path.join(out, "checkpoint")
+    meta = fingerprint(agent=agent_name, env=args.env, objective=args.objective, config=dataclasses.asdict(config),
+                       num_iterations=n_iter, eval_every=eval_every, eval_episodes=args.eval_episodes,
+                       runs=len(labels), labels=labels, keys=array_digest(keys), hparams=array_digest(hp_batch),
+                       env_params=array_digest(env_params))
+    try:
+        ckpt = Checkpointer(d, meta)
+        if args.resume:
+            ckpt.check_compatible()
+            if ckpt.stored_meta() is None:
+                raise CheckpointError(f"--resume {args.resume}: {d} holds no rlx checkpoint ({META} missing)")
+        elif ckpt.stored_meta() is not None:
+            raise CheckpointError(f"{d} already holds a checkpoint; pass --resume {out} to continue it, "
+                                  "or choose another --out")
+    except CheckpointError as e:
+        raise SystemExit(f"rlx: {e}")
+    return ckpt
+
+
+def _save_final_params(path: str, state) -> None:
+    """Every leaf of the final state of every run, as npz (no pickle), keyed by its tree path."""
+    import jax
+    import numpy as np
+
+    leaves = jax.tree_util.tree_flatten_with_path(state)[0]
+    np.savez(path, **{jax.tree_util.keystr(p): np.asarray(x) for p, x in leaves})
 
 
 def _last_finite(x):
@@ -250,7 +351,7 @@ def main(argv: list[str] | None = None) -> None:
 
     use_all_cpu_cores()
     _use_compilation_cache()
-    commands = {"train": train_command, "meta-train": lambda a: importlib.import_module("rlx.meta").meta_train_command(a),
+    commands = {"train": train_command, "sweep": sweep_command, "meta-train": lambda a: importlib.import_module("rlx.meta").meta_train_command(a),
                 "objectives": lambda _: print("\n".join(
         importlib.import_module("rlx.objectives").names())), "envs": lambda _: print("\n".join(
         importlib.import_module("rlx.envs").env_ids()))}

@@ -52,6 +52,76 @@ def host_device_count() -> int:
     return int(m.group(1)) if m else 1
 
 
+class RunsMesh:
+    """A 1-D mesh ('runs',) over every device (of every process, after ``jax.distributed.initialize``).
+
+    ``put`` pads a batch of runs to a multiple of the device count (repeating run 0) and shards
+    its leading axis; ``replicate`` copies an argument to every device; ``get`` returns the
+    unpadded batch as host numpy arrays, gathering shards from other processes when needed.
+    Each run's computation is the same as unsharded, so results agree with ``jax.jit``.
+    """
+
+    def __init__(self, runs: int, devices=None):
+        import jax
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+        devices = list(jax.devices() if devices is None else devices)
+        if jax.process_count() == 1:
+            devices = devices[: max(1, runs)]  # never more devices than runs
+        self.runs, self.devices = int(runs), devices
+        self.padded = -(-self.runs // len(devices)) * len(devices)
+        self.mesh = Mesh(np.asarray(devices), ("runs",))
+        self.sharding = NamedSharding(self.mesh, PartitionSpec("runs"))
+        self.replicated = NamedSharding(self.mesh, PartitionSpec())
+
+    def _global(self, x, sharding):
+        import jax
+
+        if isinstance(x, jax.Array) and x.sharding == sharding:
+            return x
+        if jax.process_count() == 1:
+            return jax.device_put(x, sharding)
+        x = np.asarray(x)  # every process holds the whole (small) input; each keeps its shards
+        return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
+
+    def put(self, tree):
+        import jax
+
+        def one(x):
+            if isinstance(x, jax.Array) and x.sharding == self.sharding and x.shape[0] == self.padded:
+                return x
+            x = np.asarray(x)
+            if self.padded != self.runs:
+                x = np.concatenate([x, np.repeat(x[:1], self.padded - self.runs, axis=0)])
+            return self._global(x, self.sharding)
+
+        return jax.tree.map(one, tree)
+
+    def replicate(self, tree):
+        import jax
+
+        return jax.tree.map(lambda x: self._global(np.asarray(x), self.replicated), tree)
+
+    def get(self, tree):
+        """Host numpy copy of the first ``runs`` entries (gathered from every process)."""
+        import jax
+
+        def one(x):
+            if isinstance(x, jax.Array) and not x.is_fully_addressable:
+                from jax.experimental import multihost_utils
+
+                x = multihost_utils.process_allgather(x, tiled=True)
+            return np.asarray(x)[: self.runs]
+
+        return jax.tree.map(one, tree)
+
+    def jit(self, fn, static_argnums=(), donate_argnums=()):
+        """``jax.jit`` with every output sharded over runs (inputs carry their own shardings)."""
+        import jax
+
+        return jax.jit(fn, out_shardings=self.sharding, static_argnums=static_argnums, donate_argnums=donate_argnums)
+
+
 def shard_runs(fn, runs: int):
     """jit ``fn`` (already vmapped over a leading runs axis of every argument) with that axis
     sharded over all devices.
@@ -63,34 +133,18 @@ def shard_runs(fn, runs: int):
     Returns ``(call, devices)`` where ``call(*args)`` returns ``fn``'s output, and ``call.lower``
     compiles ahead of time (``call.compile(*args)``).
     """
-    import jax
-    from jax.sharding import Mesh, NamedSharding, PartitionSpec
-
-    devices = jax.devices()[: max(1, runs)]  # never more devices than runs
-    n = len(devices)
-    padded = -(-runs // n) * n
-    mesh = Mesh(np.asarray(devices), ("runs",))
-    sharding = NamedSharding(mesh, PartitionSpec("runs"))
-
-    def pad(x):
-        if padded == runs:
-            return x
-        return jax.numpy.concatenate([x, jax.numpy.repeat(x[:1], padded - runs, axis=0)])
-
-    jitted = jax.jit(fn, out_shardings=sharding)
+    mesh = RunsMesh(runs)
+    jitted = mesh.jit(fn)
 
     class Call:
         compiled = None
 
         def compile(self, *args):
-            args = jax.tree.map(lambda x: jax.device_put(pad(x), sharding), args)
-            self.compiled = jitted.lower(*args).compile()
+            self.compiled = jitted.lower(*mesh.put(args)).compile()
             return self
 
         def __call__(self, *args):
-            args = jax.tree.map(lambda x: jax.device_put(pad(x), sharding), args)
             fn_ = self.compiled or jitted
-            out = fn_(*args)
-            return jax.tree.map(lambda x: x[:runs], out)
+            return mesh.get(fn_(*mesh.put(args)))
 
-    return Call(), devices
+    return Call(), mesh.devices

@@ -11,10 +11,12 @@ never per step).
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable, Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from rlx import envs
 from rlx.agent import Agent
@@ -71,39 +73,193 @@ def make_train(agent: Agent, num_iterations: Optional[int] = None, *, eval_every
     Returns:
       ``train``. Its metrics hold every per-iteration metric of ``agent.update`` with a
       leading [num_iterations] axis, plus "eval/return" [num_evals] and "eval/iteration".
+      It is :func:`make_chunks`' ``init`` followed by one ``advance`` over every iteration.
     """
+    prog = make_chunks(agent, num_iterations, eval_every=eval_every, eval_episodes=eval_episodes, progress=progress)
+
+    def train(key, hp, env_params=None):
+        carry = prog.init(key, hp, env_params)
+        carry, metrics = prog.advance(carry, hp, 0, prog.num_iterations)
+        return carry["state"], prog.select_evals(metrics)
+
+    return train
+
+
+@dataclasses.dataclass(frozen=True)
+class Chunks:
+    """A run cut into pieces: ``init`` then ``advance`` over any consecutive iteration ranges.
+
+    ``advance(carry, hp, start, length)`` runs iterations ``start .. start+length-1`` (``length``
+    static, ``start`` a traced scalar: one compile per distinct length). The carry holds the agent
+    state and the evaluation key: everything a run needs to continue, so it is what a checkpoint
+    saves. Running ``advance`` over [0, n) in one call or in any number of pieces performs the same
+    computations in the same order, so the results are bitwise equal.
+
+    The per-iteration metrics of ``advance`` include "eval/return", NaN where no evaluation ran;
+    ``select_evals`` turns a full [.., num_iterations] history into make_train's metrics.
+    """
+
+    init: Callable
+    advance: Callable
+    num_iterations: int
+    eval_at: tuple
+
+    def select_evals(self, metrics: dict) -> dict:
+        idx = jnp.asarray(self.eval_at) - 1
+        out = {k: v for k, v in metrics.items() if k != "eval/return"}
+        rets = metrics["eval/return"]
+        shape = rets.shape[:-1] + (len(self.eval_at),)
+        if isinstance(rets, jax.Array):
+            out["eval/return"] = jnp.take(rets, idx, axis=-1)
+            out["eval/iteration"] = jnp.broadcast_to(jnp.asarray(self.eval_at, jnp.int32), shape)
+        else:  # host arrays
+            out["eval/return"] = np.asarray(rets)[..., np.asarray(self.eval_at) - 1]
+            out["eval/iteration"] = np.broadcast_to(np.asarray(self.eval_at, np.int32), shape)
+        return out
+
+
+def make_chunks(agent: Agent, num_iterations: Optional[int] = None, *, eval_every: Optional[int] = None,
+                eval_episodes: int = 8, progress: Optional[Callable] = None) -> Chunks:
+    """The run loop as ``init(key, hp, env_params=None) -> carry`` and ``advance`` (see :class:`Chunks`)."""
     n = agent.num_iterations if num_iterations is None else int(num_iterations)
     if n <= 0:
         raise ValueError(f"num_iterations must be positive, got {n}")
     k = max(1, n // 10) if eval_every is None else int(eval_every)
     if k <= 0:
         raise ValueError(f"eval_every must be a positive integer, got {eval_every}")
-    eval_at = sorted({i for i in range(k, n + 1, k)} | {n})  # 1-based iterations after which we evaluate
+    eval_at = tuple(sorted({i for i in range(k, n + 1, k)} | {n}))  # 1-based iterations after which we evaluate
     is_eval = jnp.zeros(n + 1, bool).at[jnp.array(eval_at)].set(True)
 
-    def train(key, hp, env_params=None):
+    def init(key, hp, env_params=None):
         key, k_init, k_eval = jax.random.split(key, 3)
-        state = agent.init(k_init, hp, env_params)
-        eval_keys = jax.random.split(k_eval, n)
+        return {"state": agent.init(k_init, hp, env_params), "eval_key": k_eval, "env_params": env_params}
+
+    def advance(carry, hp, start, length: int):
+        k_eval = carry["eval_key"]
 
         def iteration(state, i):
             state, metrics = agent.update(state, hp)
+
             # The predicate depends on the scan counter only, never on per-run data, so under
             # vmap this stays a real branch: evaluation costs nothing on other iterations.
             def run_eval(state):
-                ret, _ = evaluate(agent, agent.policy(state), eval_keys[i], getattr(state, "env_params", env_params),
-                                  num_episodes=eval_episodes)
+                ret, _ = evaluate(agent, agent.policy(state), jax.random.split(k_eval, n)[i],
+                                  getattr(state, "env_params", carry["env_params"]), num_episodes=eval_episodes)
                 if progress is not None:
                     jax.debug.callback(progress, i + 1)
                 return ret
 
             ret = jax.lax.cond(is_eval[i + 1], run_eval, lambda _: jnp.float32(jnp.nan), state)
-            return state, (metrics, ret)
+            return state, {**metrics, "eval/return": ret}
 
-        state, (metrics, rets) = jax.lax.scan(iteration, state, jnp.arange(n))
-        idx = jnp.array(eval_at) - 1
-        return state, {**metrics, "eval/return": rets[idx], "eval/iteration": jnp.array(eval_at, jnp.int32)}
+        state, metrics = jax.lax.scan(iteration, carry["state"], jnp.asarray(start, jnp.int32) + jnp.arange(length))
+        return {**carry, "state": state}, metrics
 
-    return train
+    return Chunks(init, advance, n, eval_at)
 
 
+@dataclasses.dataclass
+class PopulationResult:
+    state: object  # the agent state of every run, host numpy, leading [runs] axis
+    metrics: dict  # make_train's metrics with a leading [runs] axis (host numpy)
+    compile_s: float
+    wall_s: float  # running time, compilation excluded
+    resumed_from: int  # iteration the run continued from (0: a fresh start)
+    devices: list
+
+
+def run_population(agent: Agent, keys, hp, env_params=None, *, num_iterations: Optional[int] = None,
+                   eval_every: Optional[int] = None, eval_episodes: int = 8, chunk_iterations: Optional[int] = None,
+                   checkpointer=None, resume: bool = False, progress: Optional[Callable] = None, labels=None,
+                   on_chunk: Optional[Callable] = None, guard: bool = True, mesh=None,
+                   cache: Optional[dict] = None) -> PopulationResult:
+    """Train a batch of runs (leading axis of ``keys``, ``hp`` and ``env_params``) chunk by chunk.
+
+    The runs axis is sharded over every device (``rlx.parallel.RunsMesh``). The host loop runs
+    ``chunk_iterations`` iterations per jitted call, and between calls: checks every loss for
+    NaN/inf (``rlx.logs.check_finite``), feeds ``progress(iterations_done)`` and
+    ``on_chunk(metrics, start)``, and saves the whole carry with ``checkpointer`` (an
+    ``rlx.checkpoint.Checkpointer``). With ``resume=True`` it continues from the checkpoint's
+    latest iteration. Chunked, resumed or not, the results are bitwise equal to one call.
+
+    ``cache``: pass the same dict to calls with the same agent, settings, mesh and batch size
+    (e.g. the chunks of a sweep) to compile once.
+    """
+    import time
+
+    from rlx.logs import check_finite
+    from rlx.parallel import RunsMesh
+
+    cache = {} if cache is None else cache
+    if "prog" not in cache:
+        cache["prog"] = make_chunks(agent, num_iterations, eval_every=eval_every, eval_episodes=eval_episodes)
+    prog = cache["prog"]
+    n = prog.num_iterations
+    K = n if not chunk_iterations else int(chunk_iterations)
+    if K <= 0:
+        raise ValueError(f"chunk_iterations must be a positive integer, got {chunk_iterations}")
+    runs = int(np.shape(jax.tree.leaves(keys)[0])[0])
+    mesh = mesh or RunsMesh(runs)
+    env_axis = None if env_params is None else 0
+    if "init" not in cache:
+        cache["init"] = mesh.jit(jax.vmap(prog.init, in_axes=(0, 0, env_axis)))
+        cache["advance"] = mesh.jit(jax.vmap(prog.advance, in_axes=(0, 0, None, None)), static_argnums=3)
+        cache["compiled"] = {}
+    init, advance, compiled = cache["init"], cache["advance"], cache["compiled"]
+    keys_s, hp_s = mesh.put(keys), mesh.put(hp)
+    ep_s = None if env_params is None else mesh.put(env_params)
+
+    t0 = time.perf_counter()
+    carry = init(keys_s, hp_s, ep_s)
+    start, history = 0, {}
+    if resume:
+        if checkpointer is None:
+            raise ValueError("resume=True needs a checkpointer")
+        start, carry, history = checkpointer.restore(carry)
+        history = {k: [v] for k, v in history.items()}
+    elif checkpointer is not None:
+        checkpointer.check_compatible()
+    resumed_from = start
+
+    def advance_fn(length):
+        if length not in compiled:
+            compiled[length] = advance.lower(carry, hp_s, mesh.replicate(np.int32(0)), length).compile()
+        return compiled[length]
+
+    advance_fn(min(K, n - start) if start < n else K)
+    compile_s = time.perf_counter() - t0
+    if progress is not None and start:
+        progress(start)
+    t0 = time.perf_counter()
+    # Pipelined: chunk c+1 is dispatched before the host looks at chunk c (guard, logs, progress,
+    # checkpoint), so the devices never wait for the host. A NaN found in chunk c still stops the
+    # run there; the in-flight chunk is discarded.
+    try:
+        pending = None
+        while start < n or pending is not None:
+            nxt = None
+            if start < n:
+                length = min(K - start % K, n - start)
+                nxt = (start, length) + tuple(advance_fn(length)(carry, hp_s, mesh.replicate(np.int32(start))))
+                carry, start = nxt[2], start + length
+            if pending is not None:
+                p_start, p_len, p_carry, p_m = pending
+                m = mesh.get(p_m)
+                if guard:
+                    check_finite(m, p_start, labels)
+                for k, v in m.items():
+                    history.setdefault(k, []).append(v)
+                if on_chunk is not None:
+                    on_chunk(m, p_start)
+                if progress is not None:
+                    progress(p_start + p_len)
+                if checkpointer is not None:
+                    checkpointer.save(p_start + p_len, p_carry, {k: np.concatenate(v, axis=1) for k, v in history.items()})
+            pending = nxt
+    finally:
+        if checkpointer is not None:
+            checkpointer.wait()  # never leave a save half-written, even on an error
+    jax.block_until_ready(carry)
+    wall_s = time.perf_counter() - t0
+    metrics = prog.select_evals({k: np.concatenate(v, axis=1) for k, v in history.items()})
+    return PopulationResult(mesh.get(carry["state"]), metrics, compile_s, wall_s, resumed_from, list(mesh.devices))

@@ -1,0 +1,78 @@
+"""NaN/inf guard, and metrics written to CSV, JSON and TensorBoard."""
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from rlx import cli, envs, objectives
+from rlx.agents import ppo
+from rlx.logs import NonFiniteError, check_finite
+from rlx.run import run_population
+
+
+def nan_after_half(batch, epsilon=0.2):
+    """ppo_clip until half of training is done, then NaN."""
+    loss = objectives.ppo_clip(batch, epsilon=epsilon)
+    return jnp.where(batch.progress >= 0.5, jnp.nan, loss)
+
+
+def test_guard_names_iteration_and_term():
+    env, ep = envs.make("CartPole-v1")
+    agent = ppo.make(ppo.PPOConfig(total_timesteps=8 * 4 * 32, num_envs=4, num_steps=32, hidden=(8, 8)), env, ep,
+                     objective=nan_after_half)
+    hp = jax.tree.map(lambda x: jnp.stack([x] * 2), agent.default_hparams())
+    keys = jax.random.split(jax.random.PRNGKey(0), 2)
+    seen = []
+    with pytest.raises(NonFiniteError) as e:
+        run_population(agent, keys, hp, eval_every=4, eval_episodes=2, chunk_iterations=3,
+                       labels=[{"seed": 0}, {"seed": 1}], on_chunk=lambda m, start: seen.append(start))
+    # progress = iteration_index / 8 >= 0.5 from the 5th iteration (index 4) on.
+    assert e.value.iteration == 5 and e.value.term == "loss/policy" and e.value.runs == [0, 1]
+    assert "non-finite loss/policy at iteration 5" in str(e.value) and "seed=0" in str(e.value)
+    assert seen == [0]  # the chunk holding iteration 5 was never passed on
+
+
+def test_check_finite_picks_the_earliest_iteration():
+    m = {"loss/value": np.ones((3, 4)), "loss/policy": np.ones((3, 4)), "episode_return": np.full((3, 4), np.nan)}
+    check_finite(m, 10)  # NaN returns (no episode finished) are not losses
+    m["loss/value"][2, 3] = np.inf
+    m["loss/policy"][1, 2] = np.nan
+    with pytest.raises(NonFiniteError, match="non-finite loss/policy at iteration 13 in 1 run"):
+        check_finite(m, 10)
+
+
+def test_train_writes_csv_json_tensorboard(tmp_path):
+    out = tmp_path / "run"
+    cli.main(["train", "ppo", "--seeds", "2", "--steps", str(8 * 4 * 32), "--num-envs", "4", "--num-steps", "32",
+              "--hidden", "8,8", "--eval-every", "4", "--eval-episodes", "2", "--no-progress", "--tensorboard",
+              "--chunk", "3", "--out", str(out)])
+    data = json.loads((out / "metrics.json").read_text())
+    assert len(data["labels"]) == 2 and len(data["metrics"]["loss/policy"][0]) == 8
+    assert (out / "metrics.csv").read_text().count("\n") == 1 + 2 * 8
+    runs = sorted(os.listdir(out / "tb"))
+    assert runs == ["seed=0", "seed=1"]
+    tags = read_scalars(out / "tb" / "seed=0")
+    assert len(tags["loss/policy"]) == 8 and len(tags["eval/return"]) == 2
+    assert [step for step, _ in tags["eval/return"]] == [4 * 128, 8 * 128]
+
+
+def read_scalars(directory):
+    """Scalars of tensorboardX event files (TFRecord framing: length, crc, event proto, crc)."""
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    tags = {}
+    for name in os.listdir(directory):
+        data = open(os.path.join(directory, name), "rb").read()
+        pos = 0
+        while pos < len(data):
+            (n,) = struct.unpack("<Q", data[pos:pos + 8])
+            event = event_pb2.Event.FromString(data[pos + 12:pos + 12 + n])
+            pos += 12 + n + 4
+            for v in event.summary.value:
+                tags.setdefault(v.tag, []).append((event.step, v.simple_value))
+    return tags
