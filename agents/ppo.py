@@ -157,11 +157,12 @@ def make(config: PPOConfig, env, env_params, objective: str | Callable | objecti
     num_iterations = config.total_timesteps // batch_size
     horizon = jnp.float32(num_iterations)
 
+    obs_ndim = max(1, len(spec.obs_shape))  # image observations (MinAtar) are flattened
     if discrete:
-        actor = nets.CategoricalPolicy(spec.num_actions, config.hidden, config.activation)
+        actor = nets.CategoricalPolicy(spec.num_actions, config.hidden, config.activation, obs_ndim)
     else:
-        actor = nets.GaussianPolicy(spec.num_actions, config.hidden, config.activation, config.log_std_init)
-    critic = nets.ValueNet(config.hidden, config.activation)
+        actor = nets.GaussianPolicy(spec.num_actions, config.hidden, config.activation, config.log_std_init, obs_ndim)
+    critic = nets.ValueNet(config.hidden, config.activation, obs_ndim)
 
     # The env stack: continuous actions are clipped to the box; statistics of the optional
     # observation normaliser live in the env state and travel with the policy.

@@ -56,11 +56,12 @@ class MLP(nn.Module):
 
     hidden: Sequence[int]
     activation: str = "tanh"
+    obs_ndim: int = 1  # trailing dims that make one observation (3 for images): flattened
 
     @nn.compact
     def __call__(self, x):
         act = ACTIVATIONS[self.activation]
-        x = x.reshape(x.shape[: x.ndim - 1] + (-1,)) if x.ndim >= 1 else x
+        x = x.reshape(x.shape[: x.ndim - self.obs_ndim] + (-1,))
         for width in self.hidden:
             x = act(nn.Dense(width, kernel_init=orthogonal(np.sqrt(2)), bias_init=nn.initializers.zeros)(x))
         return x
@@ -71,10 +72,11 @@ class ValueNet(nn.Module):
 
     hidden: Sequence[int]
     activation: str = "tanh"
+    obs_ndim: int = 1
 
     @nn.compact
     def __call__(self, obs):
-        x = MLP(self.hidden, self.activation)(obs)
+        x = MLP(self.hidden, self.activation, self.obs_ndim)(obs)
         return nn.Dense(1, kernel_init=orthogonal(1.0), bias_init=nn.initializers.zeros)(x)[..., 0]
 
 
@@ -84,10 +86,11 @@ class CategoricalPolicy(nn.Module):
     num_actions: int
     hidden: Sequence[int]
     activation: str = "tanh"
+    obs_ndim: int = 1
 
     @nn.compact
     def __call__(self, obs):
-        x = MLP(self.hidden, self.activation)(obs)
+        x = MLP(self.hidden, self.activation, self.obs_ndim)(obs)
         logits = nn.Dense(self.num_actions, kernel_init=orthogonal(0.01), bias_init=nn.initializers.zeros)(x)
         return distributions.categorical(logits)
 
@@ -99,10 +102,11 @@ class GaussianPolicy(nn.Module):
     hidden: Sequence[int]
     activation: str = "tanh"
     log_std_init: float = 0.0
+    obs_ndim: int = 1
 
     @nn.compact
     def __call__(self, obs):
-        x = MLP(self.hidden, self.activation)(obs)
+        x = MLP(self.hidden, self.activation, self.obs_ndim)(obs)
         mean = nn.Dense(self.action_dim, kernel_init=orthogonal(0.01), bias_init=nn.initializers.zeros)(x)
         log_std = self.param("log_std", nn.initializers.constant(self.log_std_init), (self.action_dim,))
         return distributions.gaussian(mean, jnp.broadcast_to(log_std, mean.shape))
@@ -116,10 +120,11 @@ class TanhGaussianPolicy(nn.Module):
     activation: str = "relu"
     log_std_min: float = -5.0
     log_std_max: float = 2.0
+    obs_ndim: int = 1
 
     @nn.compact
     def __call__(self, obs):
-        x = MLP(self.hidden, self.activation)(obs)
+        x = MLP(self.hidden, self.activation, self.obs_ndim)(obs)
         mean = nn.Dense(self.action_dim)(x)
         raw = nn.Dense(self.action_dim)(x)
         log_std = self.log_std_min + 0.5 * (self.log_std_max - self.log_std_min) * (jnp.tanh(raw) + 1.0)

@@ -165,3 +165,14 @@ def test_errors_come_before_any_tracing(monkeypatch):
     with pytest.raises(ConfigError):
         _cartpole(num_minibatches=7)
     assert not calls
+
+
+def test_image_observations_are_flattened():
+    """MinAtar observations are 10×10×C: the first layer must see all 100·C inputs."""
+    env, params = envs.make("Breakout-MinAtar")
+    agent = ppo.make(ppo.PPOConfig(total_timesteps=2 * 4 * 128), env, params)
+    state = agent.init(jax.random.PRNGKey(0), agent.default_hparams())
+    kernel = state.params["actor"]["params"]["MLP_0"]["Dense_0"]["kernel"]
+    assert kernel.shape == (10 * 10 * 4, 64)
+    action = agent.act(agent.policy(state), jnp.zeros((10, 10, 4)), jax.random.PRNGKey(1), True)
+    assert action.shape == ()
