@@ -83,7 +83,7 @@ def build_train_parser(agent: str, module) -> argparse.ArgumentParser:
                         "every other flag must match the original run")
     g.add_argument("--chunk", type=int, default=None, metavar="K",
                    help="iterations per jitted call; the progress bar, NaN guard and logs update between "
-                        "calls (default: --checkpoint-every, else 1/20 of the run)")
+                        "calls (default: 1/20 of the run, at most --checkpoint-every)")
     g.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs to OUT/tb")
 
     helps = getattr(module, "HELP", {})
@@ -181,9 +181,9 @@ def run_training(agent_name: str, module, args) -> dict:
     report.ensure_dir(out)
     labels = [{**{k: v for k, v in s.items()}, "seed": seed} for s, seed in runs]
     ckpt = _checkpointer(args, out, agent_name, config, n_iter, eval_every, labels, keys, hp_batch, env_params)
-    chunk = args.chunk or args.checkpoint_every or max(1, n_iter // 20)
-    if chunk <= 0:
-        raise SystemExit(f"rlx: --chunk/--checkpoint-every must be a positive integer, got {chunk}")
+    chunk = args.chunk or min(args.checkpoint_every or n_iter, max(1, n_iter // 20))
+    if chunk <= 0 or (args.checkpoint_every is not None and args.checkpoint_every <= 0):
+        raise SystemExit("rlx: --chunk and --checkpoint-every must be positive integers")
 
     bar = ProgressBar(n_iter, agent.steps_per_iteration, runs=len(runs), desc=f"{agent_name} {args.env}",
                       disable=args.no_progress)
@@ -194,6 +194,7 @@ def run_training(agent_name: str, module, args) -> dict:
     try:
         result = run_population(agent, keys, hp_batch, num_iterations=n_iter, eval_every=eval_every,
                                 eval_episodes=args.eval_episodes, chunk_iterations=chunk, checkpointer=ckpt,
+                                checkpoint_every=args.checkpoint_every,
                                 resume=bool(args.resume), progress=bar.callback, labels=labels,
                                 on_chunk=tb.write if tb else None)
     except (CheckpointError, NonFiniteError) as e:

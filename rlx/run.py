@@ -172,7 +172,7 @@ def run_population(agent: Agent, keys, hp, env_params=None, *, num_iterations: O
                    eval_every: Optional[int] = None, eval_episodes: int = 8, chunk_iterations: Optional[int] = None,
                    checkpointer=None, resume: bool = False, progress: Optional[Callable] = None, labels=None,
                    on_chunk: Optional[Callable] = None, guard: bool = True, mesh=None,
-                   cache: Optional[dict] = None) -> PopulationResult:
+                   cache: Optional[dict] = None, checkpoint_every: Optional[int] = None) -> PopulationResult:
     """Train a batch of runs (leading axis of ``keys``, ``hp`` and ``env_params``) chunk by chunk.
 
     The runs axis is sharded over every device (``rlx.parallel.RunsMesh``). The host loop runs
@@ -181,6 +181,8 @@ def run_population(agent: Agent, keys, hp, env_params=None, *, num_iterations: O
     ``on_chunk(metrics, start)``, and saves the whole carry with ``checkpointer`` (an
     ``rlx.checkpoint.Checkpointer``). With ``resume=True`` it continues from the checkpoint's
     latest iteration. Chunked, resumed or not, the results are bitwise equal to one call.
+    ``checkpoint_every``: save at the first chunk boundary at least this many iterations after the
+    previous save (default: every chunk), and always after the last iteration.
 
     ``cache``: pass the same dict to calls with the same agent, settings, mesh and batch size
     (e.g. the chunks of a sweep) to compile once.
@@ -219,7 +221,7 @@ def run_population(agent: Agent, keys, hp, env_params=None, *, num_iterations: O
         history = {k: [v] for k, v in history.items()}
     elif checkpointer is not None:
         checkpointer.check_compatible()
-    resumed_from = start
+    resumed_from = last_save = start
 
     def advance_fn(length):
         if length not in compiled:
@@ -253,8 +255,10 @@ def run_population(agent: Agent, keys, hp, env_params=None, *, num_iterations: O
                     on_chunk(m, p_start)
                 if progress is not None:
                     progress(p_start + p_len)
-                if checkpointer is not None:
-                    checkpointer.save(p_start + p_len, p_carry, {k: np.concatenate(v, axis=1) for k, v in history.items()})
+                end = p_start + p_len
+                if checkpointer is not None and (end == n or end - last_save >= (checkpoint_every or 1)):
+                    checkpointer.save(end, p_carry, {k: np.concatenate(v, axis=1) for k, v in history.items()})
+                    last_save = end
             pending = nxt
     finally:
         if checkpointer is not None:

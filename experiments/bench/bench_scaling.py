@@ -41,7 +41,7 @@ def worker(args):
         return keys, hp
 
     out = {"devices": [str(d) for d in jax.devices()], "points": []}
-    for S in [int(s) for s in args.seeds.split(",")]:
+    for S in [int(s) for s in args.seeds.split(",")] if not args.overhead_only else []:
         keys, hp = population(S)
         res = run_population(agent, keys, hp, eval_every=n, eval_episodes=8)
         steps = S * n * agent.steps_per_iteration
@@ -55,23 +55,34 @@ def worker(args):
         keys, hp = population(S)
         steps = S * n * agent.steps_per_iteration
         cache_plain, cache_ck = {}, {}
-        plain, chunked = [], []
+        plain, progress_only, chunked = [], [], []
         import tempfile
 
+        K = max(1, n // args.chunks)
         for rep in range(args.repeats):
             res = run_population(agent, keys, hp, eval_every=n, eval_episodes=8, cache=cache_plain)
             plain.append(steps / res.wall_s)
+            bar = ProgressBar(n, agent.steps_per_iteration, runs=S, desc="progress only")
+            res = run_population(agent, keys, hp, eval_every=n, eval_episodes=8, chunk_iterations=K,
+                                 progress=bar.callback, cache=cache_ck)
+            bar.close()
+            progress_only.append(steps / res.wall_s)
             with tempfile.TemporaryDirectory() as d:
-                bar = ProgressBar(n, agent.steps_per_iteration, runs=S, desc="overhead")
+                bar = ProgressBar(n, agent.steps_per_iteration, runs=S, desc="progress + checkpoints")
                 ck = Checkpointer(d, {"bench": rep})
-                K = max(1, n // args.chunks)
                 res = run_population(agent, keys, hp, eval_every=n, eval_episodes=8, chunk_iterations=K,
-                                     checkpointer=ck, progress=bar.callback, cache=cache_ck)
+                                     checkpointer=ck, checkpoint_every=args.checkpoint_every, progress=bar.callback,
+                                     cache=cache_ck)
                 bar.close()
                 chunked.append(steps / res.wall_s)
-        out["overhead"] = {"seeds": S, "iterations": n, "chunks": args.chunks, "checkpoints": args.chunks,
-                           "plain_env_steps_per_s": plain, "chunked_ckpt_progress_env_steps_per_s": chunked,
-                           "overhead_fraction": 1 - float(np.median(chunked)) / float(np.median(plain))}
+        med = lambda xs: float(np.median(xs))
+        out["overhead"] = {"seeds": S, "iterations": n, "chunks": -(-n // K), "chunk_iterations": K,
+                           "checkpoint_every": args.checkpoint_every,
+                           "checkpoints": len(range(args.checkpoint_every, n, args.checkpoint_every)) + 1,
+                           "plain_env_steps_per_s": plain, "progress_env_steps_per_s": progress_only,
+                           "progress_and_checkpoints_env_steps_per_s": chunked,
+                           "progress_overhead_fraction": 1 - med(progress_only) / med(plain),
+                           "overhead_fraction": 1 - med(chunked) / med(plain)}
         print(json.dumps(out["overhead"]), file=sys.stderr, flush=True)
     print(json.dumps(out))
 
@@ -82,9 +93,13 @@ def main():
     ap.add_argument("--iterations", type=int, default=60, help="PPO iterations per run (512 env steps each)")
     ap.add_argument("--devices", default="1,2")
     ap.add_argument("--overhead-seeds", type=int, default=8)
-    ap.add_argument("--overhead-iterations", type=int, default=200)
-    ap.add_argument("--chunks", type=int, default=10, help="chunks (= checkpoints) in the overhead measurement")
+    ap.add_argument("--overhead-iterations", type=int, default=400)
+    ap.add_argument("--chunks", type=int, default=20, help="chunks (progress updates) in the overhead measurement")
+    ap.add_argument("--checkpoint-every", type=int, default=100, help="iterations between checkpoints there")
+    ap.add_argument("--overhead-only", action="store_true", help="re-measure only the overhead; keep the rest "
+                    "of an existing --out JSON")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--merge", action="store_true", help="replace only the --devices curves of an existing --out JSON")
     ap.add_argument("--worker", action="store_true")
     ap.add_argument("--out", default=os.path.join(RESULTS, "bench_scaling"))
     args = ap.parse_args()
@@ -94,17 +109,29 @@ def main():
     result = {"benchmark": "PPO CartPole-v1 throughput vs vmapped seeds (4 envs × 128 steps, 4×4 minibatch "
                            "epochs, 64×64 tanh); compile excluded", "iterations": args.iterations,
               "load_before": os.getloadavg(), "by_devices": {}}
+    if args.overhead_only or args.merge:
+        with open(args.out + ".json") as f:
+            result = json.load(f)
+    if args.overhead_only:
+        args.seeds, args.devices = "1", str(max(int(d) for d in result["by_devices"]))
     for D in [int(d) for d in args.devices.split(",")]:
+        if args.overhead_only:
+            args.iterations = 1
         env = {**os.environ, "JAX_PLATFORMS": "cpu",
                "XLA_FLAGS": f"--xla_force_host_platform_device_count={D}" if D > 1 else ""}
         cmd = [sys.executable, __file__, "--worker", "--seeds", args.seeds, "--iterations", str(args.iterations),
-               "--overhead-seeds", str(args.overhead_seeds if D == max(map(int, args.devices.split(","))) else 0),
-               "--chunks", str(args.chunks), "--overhead-iterations", str(args.overhead_iterations), "--repeats", str(args.repeats)]
+               *(["--overhead-only"] if args.overhead_only else []), "--overhead-seeds", str(args.overhead_seeds if D == max(map(int, args.devices.split(","))) else 0),
+               "--chunks", str(args.chunks), "--checkpoint-every", str(args.checkpoint_every), "--overhead-iterations", str(args.overhead_iterations), "--repeats", str(args.repeats)]
         t0 = time.time()
         p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3600)
         if p.returncode:
             sys.exit(p.stderr[-3000:])
-        result["by_devices"][D] = json.loads(p.stdout.strip().splitlines()[-1])
+        got = json.loads(p.stdout.strip().splitlines()[-1])
+        if args.overhead_only:
+            result["by_devices"][str(D)]["overhead"] = got["overhead"]
+            result["by_devices"][str(D)].setdefault("overhead_runs", []).append(got["overhead"])
+        else:
+            result["by_devices"][str(D)] = got
         print(f"{D} device(s): {time.time() - t0:.0f} s", file=sys.stderr)
     result["load_after"] = os.getloadavg()
     with open(args.out + ".json", "w") as f:
@@ -127,10 +154,13 @@ def plot(result, path):
     ax.set_xscale("log", base=2)
     ax.set_xlabel("vmapped seeds")
     ax.set_ylabel("thousand env-steps / s")
-    ov = next((r["overhead"] for r in result["by_devices"].values() if "overhead" in r), None)
+    runs = next((r.get("overhead_runs") or [r["overhead"]] for r in result["by_devices"].values() if "overhead" in r),
+                None)
     title = "PPO CartPole-v1 on 2 CPU cores"
-    if ov:
-        title += f"\ncheckpoint + progress overhead: {100 * ov['overhead_fraction']:.1f}% ({ov['chunks']} chunks)"
+    if runs:
+        ov = runs[-1]
+        title += (f"\noverhead, {ov['seeds']} seeds × {ov['iterations']} it., {ov['chunks']} progress updates + "
+                  + ", ".join(f"{o['checkpoints']} ckpts: {100 * o['overhead_fraction']:.1f}%" for o in runs))
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend()
