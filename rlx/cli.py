@@ -27,7 +27,8 @@ COMMON = ("env", "seeds", "seed", "steps", "objective", "objective_param", "out"
 
 def agent_module(name: str):
     if name not in AGENTS:
-        raise SystemExit(f"rlx: unknown agent {name!r}; choose one of: {', '.join(sorted(AGENTS))}")
+        raise SystemExit(f"rlx: unknown agent {name!r}; choose one of: "
+                         f"{', '.join(sorted(AGENTS) + ['fdvl', 'iql', 'xql'])}")
     return importlib.import_module(AGENTS[name])
 
 
@@ -114,6 +115,10 @@ def train_command(argv: list[str]) -> dict:
     if not argv or argv[0].startswith("-"):
         raise SystemExit(f"usage: rlx train AGENT [options]; agents: {', '.join(sorted(AGENTS))}")
     agent_name, rest = argv[0], argv[1:]
+    from rlx import offline_cli
+
+    if agent_name in offline_cli.OFFLINE:  # offline agents read a dataset instead of an env
+        return offline_cli.train_command(agent_name, rest)
     module = agent_module(agent_name)
     args = build_train_parser(agent_name, module).parse_args(rest)
     return run_training(agent_name, module, args)
@@ -352,10 +357,15 @@ def main(argv: list[str] | None = None) -> None:
 
     use_all_cpu_cores()
     _use_compilation_cache()
-    commands = {"train": train_command, "sweep": sweep_command, "meta-train": lambda a: importlib.import_module("rlx.meta").meta_train_command(a),
-                "objectives": lambda _: print("\n".join(
-        importlib.import_module("rlx.objectives").names())), "envs": lambda _: print("\n".join(
-        importlib.import_module("rlx.envs").env_ids()))}
+    lazy = lambda module, fn: lambda a: getattr(importlib.import_module(module), fn)(a)
+    commands = {
+        "train": train_command,
+        "sweep": sweep_command,
+        "meta-train": lazy("rlx.meta", "meta_train_command"),
+        "data": lazy("rlx.collect", "collect_command"),
+        "objectives": lambda _: print("\n".join(importlib.import_module("rlx.objectives").names())),
+        "envs": lambda _: print("\n".join(importlib.import_module("rlx.envs").env_ids())),
+    }
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__.strip() + "\n\ncommands: " + ", ".join(commands))
         return

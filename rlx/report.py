@@ -77,6 +77,35 @@ def plot_learning_curve(path: str, metrics: dict, steps_per_iteration: int, titl
     plt.close(fig)
 
 
+def plot_eval_curve(path: str, metrics: dict, steps_per_iteration: int, title: str, scored=None) -> None:
+    """Deterministic evaluations over training (median, min–max across runs); offline runs.
+
+    ``scored = (dataset, dataset_score)`` plots normalised scores with the data's own
+    average as a reference line; otherwise raw returns.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ret = np.asarray(metrics["eval/return"], np.float64)
+    x = np.asarray(metrics["eval/iteration"])[0] * steps_per_iteration
+    y = scored[0].normalized_score(ret) if scored else ret
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    ax.plot(x, np.median(y, 0), "o-", lw=1.6, ms=3, label=f"median of {len(y)} runs")
+    ax.fill_between(x, y.min(0), y.max(0), alpha=0.2, lw=0, label="min–max")
+    if scored:
+        ax.axhline(scored[1], color="0.4", ls="--", lw=1, label=f"dataset average ({scored[1]:.1f})")
+    ax.set_xlabel("gradient steps")
+    ax.set_ylabel("normalised score" if scored else "episode return")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def _smooth(a, window: int):
     """Trailing moving average over iterations (NaN-aware), per run."""
     if window <= 1:

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from rlx import cli
@@ -71,3 +72,36 @@ def test_console_script_is_installed():
     out = subprocess.run([sys.executable, "-m", "rlx.cli", "train", "ppo", "--help"], capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0 and "--update-epochs" in out.stdout
+
+
+def test_offline_train_reports_normalized_scores(tmp_path, medium):
+    from rlx import data
+
+    ds, _, _ = medium
+    path = str(tmp_path / "medium.npz")
+    data.save_npz(ds, path)
+    out = tmp_path / "iql"
+    cli.main(["train", "iql", "--dataset", path, "--steps", "40", "--steps-per-iteration", "20", "--seeds", "2",
+              "--hidden", "16,16", "--eval-episodes", "2", "--value-param", "tau=0.7,0.9", "--out", str(out)])
+    summary = json.loads((out / "summary.json").read_text())
+    for key in ("normalized_score", "normalized_score_median", "final_return", "dataset_normalized_score"):
+        assert key in summary, key
+    assert len(summary["normalized_score"]) == 4 and summary["sweep_axes"] == ["value.tau"]
+    assert summary["env"] == "Pendulum-v1" and (out / "learning_curve.png").exists()
+
+
+def test_offline_bad_input(tmp_path):
+    with pytest.raises(SystemExit, match="no such file"):
+        cli.main(["train", "iql", "--dataset", str(tmp_path / "missing.npz")])
+
+
+def test_data_collect_is_deterministic(tmp_path):
+    from rlx import data
+
+    paths = [str(tmp_path / f"r{i}.npz") for i in range(2)]
+    for p in paths:
+        cli.main(["data", "collect", "--env", "Pendulum-v1", "--quality", "random", "--steps", "2000", "--out", p])
+    a, b = data.load(paths[0]), data.load(paths[1])
+    assert len(a) == 2000 and a.metadata.env_id == "Pendulum-v1" and a.metadata.ref_random_return < -500
+    for k in data.FIELDS:
+        np.testing.assert_array_equal(np.asarray(getattr(a, k)), np.asarray(getattr(b, k)))
