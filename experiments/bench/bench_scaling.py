@@ -159,9 +159,10 @@ def plot(result, path):
     title = "PPO CartPole-v1 on 2 CPU cores"
     if runs:
         ov = runs[-1]
-        title += (f"\noverhead, {ov['seeds']} seeds × {ov['iterations']} it., {ov['chunks']} progress updates + "
-                  + ", ".join(f"{o['checkpoints']} ckpts: {100 * o['overhead_fraction']:.1f}%" for o in runs))
-    ax.set_title(title, fontsize=10)
+        title += f"\nprogress + checkpoint overhead ({ov['seeds']} seeds, 2 devices):\n" + "; ".join(
+            f"{o['iterations']} it./{o['chunks']} updates/{o['checkpoints']} ckpts {100 * o['overhead_fraction']:.1f}%"
+            for o in runs)
+    ax.set_title(title, fontsize=8.5)
     ax.grid(alpha=0.3, which="both")
     ax.legend()
     fig.tight_layout()
