@@ -14,12 +14,18 @@ import json
 import os
 import time
 
-import jax
-import numpy as np
+from rlx.parallel import use_all_cpu_cores
 
-from rlx import collect, data, envs
-from rlx.agents import dual, iql
-from rlx.run import make_train
+use_all_cpu_cores()  # before jax starts: one XLA device per core, seeds sharded over them
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from rlx import collect, data, envs  # noqa: E402
+from rlx.agents import dual, iql  # noqa: E402
+from rlx.parallel import shard_runs  # noqa: E402
+from rlx.run import make_train  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(__file__), "results", "offline_pendulum")
 TIERS = ("random", "medium", "medium-replay", "expert")
@@ -29,7 +35,7 @@ LABEL = {"expectile": "IQL", "chi2": "f-DVL χ²", "tv": "f-DVL TV", "xql": "XQL
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=5000)
+    ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--data-steps", type=int, default=20_000)
     args = ap.parse_args()
@@ -54,9 +60,10 @@ def main():
             agent = dual.make(iql.IQLConfig(total_steps=args.steps, steps_per_iteration=500, hidden=(256, 256)),
                               ds, env, params, divergence=name)
             t0 = time.perf_counter()
-            train = jax.jit(jax.vmap(make_train(agent, eval_every=agent.num_iterations, eval_episodes=16),
-                                     in_axes=(0, None)))
-            _, metrics = train(keys, agent.default_hparams())
+            call, _ = shard_runs(jax.vmap(make_train(agent, eval_every=agent.num_iterations, eval_episodes=16)),
+                                 args.seeds)
+            hp = jax.tree.map(lambda x: jnp.broadcast_to(x, (args.seeds,) + jnp.shape(x)), agent.default_hparams())
+            _, metrics = call(keys, hp)
             final = np.asarray(metrics["eval/return"])[:, -1]
             scores = ds.normalized_score(final)
             results["scores"].setdefault(tier, {})[LABEL[name]] = {
