@@ -29,6 +29,7 @@ from rlx.run import make_train  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(__file__), "results", "offline_pendulum")
 TIERS = ("random", "medium", "medium-replay", "expert")
+RUN_ORDER = ("medium", "medium-replay", "expert", "random")  # the informative tiers first
 AGENTS = ("expectile", "chi2", "tv", "xql")
 LABEL = {"expectile": "IQL", "chi2": "f-DVL χ²", "tv": "f-DVL TV", "xql": "XQL"}
 
@@ -42,6 +43,12 @@ def main():
     os.makedirs(os.path.join(OUT, "data"), exist_ok=True)
     env, params = envs.make("Pendulum-v1")
     results = {"steps": args.steps, "seeds": args.seeds, "datasets": {}, "scores": {}}
+    saved = os.path.join(OUT, "results.json")
+    if os.path.exists(saved):  # resume: keep the agent × dataset cells already run with these settings
+        with open(saved) as f:
+            old = json.load(f)
+        if old.get("steps") == args.steps and old.get("seeds") == args.seeds:
+            results = old
     keys = jax.random.split(jax.random.PRNGKey(0), args.seeds)
     path_of = lambda tier: os.path.join(OUT, "data", f"pendulum-{tier}.npz")
     for tier in ("expert",) + TIERS:  # the expert first: the random tier borrows its reference return
@@ -50,13 +57,15 @@ def main():
             if tier == "random":
                 ds = ds.replace_metadata(ref_expert_return=data.load(path_of("expert")).metadata.ref_expert_return)
             data.save_npz(ds, path_of(tier))
-    for tier in TIERS:
+    for tier in RUN_ORDER:
         ds = data.load(path_of(tier))
         results["datasets"][tier] = {"transitions": len(ds), "episodes": int(len(ds.episode_returns())),
                                      "normalized_score": float(ds.normalized_score(ds.episode_returns()).mean()),
                                      "ref_random_return": ds.metadata.ref_random_return,
                                      "ref_expert_return": ds.metadata.ref_expert_return}
         for name in AGENTS:
+            if LABEL[name] in results["scores"].get(tier, {}):
+                continue
             agent = dual.make(iql.IQLConfig(total_steps=args.steps, steps_per_iteration=500, hidden=(256, 256)),
                               ds, env, params, divergence=name)
             t0 = time.perf_counter()
