@@ -60,6 +60,28 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
         return action.help if "(default:" in (action.help or "") else super()._get_help_string(action)
 
 
+def add_config_flags(parser, config_cls, default_hparams, helps: dict, skip_hparams=()) -> None:
+    """One flag per static config field and per scalar hyperparameter, named after the field."""
+    g = parser.add_argument_group("static config (changing these recompiles)")
+    for f in dataclasses.fields(config_cls):
+        hint = typing.get_type_hints(config_cls)[f.name]
+        h = helps.get(f.name, f.name)
+        if hint is bool:
+            g.add_argument(_flag(f.name), default=f.default, action=argparse.BooleanOptionalAction, help=h)
+        elif hint in (int, float, str):
+            g.add_argument(_flag(f.name), type=hint, default=f.default, help=h)
+        else:  # tuple[int, ...]
+            g.add_argument(_flag(f.name), type=_parse_hidden, default=f.default, metavar="W1,W2,...", help=h)
+    g = parser.add_argument_group("hyperparameters (dynamic: a comma-separated list makes a sweep axis)")
+    for f in dataclasses.fields(default_hparams):
+        if f.name in skip_hparams:
+            continue
+        value = float(getattr(default_hparams, f.name))
+        # The default is shown by hand: argparse would print the parsed list form.
+        g.add_argument(_flag(f.name), type=_parse_floats, default=[value], metavar="X[,Y,...]",
+                       help=f"{helps.get(f.name, f.name)} (default: {value:g})")
+
+
 def build_train_parser(agent: str, module) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=f"rlx train {agent}", formatter_class=_Formatter,
                                 description=f"Train {agent} over seeds (and a hyperparameter grid) as one jitted program.")
@@ -87,27 +109,8 @@ def build_train_parser(agent: str, module) -> argparse.ArgumentParser:
                         "calls (default: 1/20 of the run, at most --checkpoint-every)")
     g.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs to OUT/tb")
 
-    helps = getattr(module, "HELP", {})
-    g = p.add_argument_group("static config (changing these recompiles)")
-    for f in dataclasses.fields(module.Config):
-        hint = typing.get_type_hints(module.Config)[f.name]
-        h = helps.get(f.name, f.name)
-        if hint is bool:
-            g.add_argument(_flag(f.name), default=f.default, action=argparse.BooleanOptionalAction, help=h)
-        elif hint in (int, float, str):
-            g.add_argument(_flag(f.name), type=hint, default=f.default, help=h)
-        else:  # tuple[int, ...]
-            g.add_argument(_flag(f.name), type=_parse_hidden, default=f.default, metavar="W1,W2,...",
-                           help=h)
-    g = p.add_argument_group("hyperparameters (dynamic: a comma-separated list makes a sweep axis)")
-    defaults = module.default_hparams()
-    for f in dataclasses.fields(module.Hparams):
-        if f.name == "objective":
-            continue
-        value = float(getattr(defaults, f.name))
-        # The default is shown by hand: argparse would print the parsed list form.
-        g.add_argument(_flag(f.name), type=_parse_floats, default=[value], metavar="X[,Y,...]",
-                       help=f"{helps.get(f.name, f.name)} (default: {value:g})")
+    add_config_flags(p, module.Config, module.default_hparams(), getattr(module, "HELP", {}),
+                     skip_hparams=("objective",))
     return p
 
 

@@ -16,14 +16,13 @@ import itertools
 import os
 import sys
 import time
-import typing
 
 OFFLINE = {"iql": "expectile", "fdvl": None, "xql": "xql"}
 
 
 def build_parser(agent: str) -> argparse.ArgumentParser:
     from rlx.agents import iql
-    from rlx.cli import _Formatter, _flag, _parse_floats, _parse_hidden
+    from rlx.cli import _Formatter, add_config_flags
 
     p = argparse.ArgumentParser(prog=f"rlx train {agent}", formatter_class=_Formatter,
                                 description=f"Offline {agent} on a dataset, seeds (and a grid) as one program.")
@@ -40,23 +39,7 @@ def build_parser(agent: str) -> argparse.ArgumentParser:
     g.add_argument("--out", default=None, help="output directory (default runs/AGENT-DATASET)")
     g.add_argument("--eval-every", type=int, default=None, help="iterations between evaluations (default 10 per run)")
     g.add_argument("--eval-episodes", type=int, default=10)
-    g = p.add_argument_group("static config")
-    for f in dataclasses.fields(iql.IQLConfig):
-        hint = typing.get_type_hints(iql.IQLConfig)[f.name]
-        h = iql.HELP.get(f.name, f.name)
-        if hint is bool:
-            g.add_argument(_flag(f.name), default=f.default, action=argparse.BooleanOptionalAction, help=h)
-        elif hint in (int, float, str):
-            g.add_argument(_flag(f.name), type=hint, default=f.default, help=h)
-        else:
-            g.add_argument(_flag(f.name), type=_parse_hidden, default=f.default, metavar="W1,W2,...", help=h)
-    g = p.add_argument_group("hyperparameters (a comma-separated list makes a sweep axis)")
-    defaults = iql.default_hparams()
-    for f in dataclasses.fields(iql.IQLHparams):
-        if f.name != "value":
-            value = float(getattr(defaults, f.name))
-            g.add_argument(_flag(f.name), type=_parse_floats, default=[value], metavar="X[,Y,...]",
-                           help=f"{iql.HELP.get(f.name, f.name)} (default: {value:g})")
+    add_config_flags(p, iql.IQLConfig, iql.default_hparams(), iql.HELP, skip_hparams=("value",))
     return p
 
 
