@@ -92,7 +92,7 @@ class GaussianActor(nn.Module):
         return mean, jnp.clip(log_std, -5.0, 2.0)
 
 
-REWARD_SCALES = ("none", "episode_range")
+REWARD_SCALES = data.REWARD_SCALES
 CRITIC_LOSSES = ("squared_error", "huber")
 
 
@@ -129,19 +129,10 @@ def make(config: IQLConfig, dataset: data.Dataset, env, env_params, value_loss: 
     """Build IQL (or, with another ``value_loss``, a dual-V agent) on ``dataset``."""
     spec = envs.spec(env, env_params)
     validate(config, spec, dataset)
-    data.check_env(dataset, env, env_params)
-    low, high = np.asarray(spec.action_low, np.float32), np.asarray(spec.action_high, np.float32)
-
     # Everything about the data that never changes is computed once, outside the program.
-    obs_mean = np.asarray(dataset.obs).mean(0) if config.normalize_obs else np.zeros(spec.obs_shape, np.float32)
-    obs_std = np.asarray(dataset.obs).std(0) + 1e-3 if config.normalize_obs else np.ones(spec.obs_shape, np.float32)
-    scale = 1.0
-    if config.reward_scale == "episode_range":
-        rets = dataset.episode_returns()
-        scale = 1000.0 / max(float(rets.max() - rets.min()), 1e-6)
-    norm = lambda o: (o - obs_mean) / obs_std
-    ds = dataset.replace(obs=norm(dataset.obs), next_obs=norm(dataset.next_obs), reward=dataset.reward * scale,
-                         action=jnp.clip(2.0 * (dataset.action - low) / (high - low) - 1.0, -1.0, 1.0))
+    prep = data.prepare(dataset, env, env_params, normalize_obs=config.normalize_obs,
+                        reward_scale=config.reward_scale)
+    ds, obs_mean, obs_std = prep.data, prep.obs_mean, prep.obs_std
 
     actor = GaussianActor(spec.num_actions, config.hidden)
     critic = critics.QEnsemble(config.hidden)
@@ -197,7 +188,7 @@ def make(config: IQLConfig, dataset: data.Dataset, env, env_params, value_loss: 
         return state, jax.tree.map(jnp.mean, metrics)
 
     def policy(state: IQLState) -> Policy:
-        return Policy(state.params["actor"], jnp.asarray(obs_mean), jnp.asarray(obs_std))
+        return Policy(state.params["actor"], obs_mean, obs_std)
 
     def act(pol: Policy, obs, key, deterministic: bool = False):
         mean, log_std = actor.apply(pol.actor, (obs - pol.obs_mean) / pol.obs_std)
@@ -205,7 +196,7 @@ def make(config: IQLConfig, dataset: data.Dataset, env, env_params, value_loss: 
             return mean
         return jnp.clip(mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape), -1.0, 1.0)
 
-    eval_env = envs.RescaleAction(env, low, high)
+    eval_env = envs.RescaleAction(env, prep.action_low, prep.action_high)
     return Agent(name=name, config=config, env=env, env_params=env_params, spec=spec, init=init, update=update,
                  policy=policy, act=act, default_hparams=lambda: default_hparams(value_loss),
                  num_iterations=num_iterations, steps_per_iteration=config.steps_per_iteration, eval_env=eval_env)

@@ -154,6 +154,58 @@ def check_env(ds: Dataset, env, env_params, where: str = "dataset") -> None:
         raise DatasetError(f"{where}: key 'action' has action shape {act_shape}, but the env takes {want}")
 
 
+@struct.dataclass
+class Prepared:
+    """A dataset ready for an offline agent, and what evaluation needs to undo the preparation.
+
+    ``data``: observations standardised (if asked), actions mapped to [−1, 1] by the env's
+    bounds, rewards scaled. ``obs_mean``/``obs_std`` standardise env observations the same way;
+    ``action_low``/``action_high`` map [−1, 1] back (``rlx.envs.RescaleAction``).
+    """
+
+    data: Dataset
+    obs_mean: jax.Array
+    obs_std: jax.Array
+    action_low: np.ndarray = struct.field(pytree_node=False)
+    action_high: np.ndarray = struct.field(pytree_node=False)
+    reward_scale: float = struct.field(pytree_node=False, default=1.0)
+
+
+REWARD_SCALES = ("none", "episode_range")
+
+
+def prepare(ds: Dataset, env, env_params, *, normalize_obs: bool = False, reward_scale: str = "none",
+            where: str = "dataset") -> Prepared:
+    """Check ``ds`` against the env and prepare it for an offline agent (done once, outside jit).
+
+    reward_scale: "none", or "episode_range": r × 1000 / (max − min episode return), IQL's
+    choice for locomotion data.
+    """
+    from rlx import envs
+
+    check_env(ds, env, env_params, where)
+    spec = envs.spec(env, env_params)
+    if spec.discrete:
+        raise DatasetError(f"{where}: offline agents here need a continuous action space; the env has "
+                           f"{spec.num_actions} discrete actions")
+    if reward_scale not in REWARD_SCALES:
+        raise DatasetError(f"reward_scale={reward_scale!r} is not accepted; choose one of: {', '.join(REWARD_SCALES)}")
+    low, high = np.asarray(spec.action_low, np.float32), np.asarray(spec.action_high, np.float32)
+    obs = np.asarray(ds.obs)
+    mean = obs.mean(0) if normalize_obs else np.zeros(spec.obs_shape, np.float32)
+    std = obs.std(0) + 1e-3 if normalize_obs else np.ones(spec.obs_shape, np.float32)
+    scale = 1.0
+    if reward_scale == "episode_range":
+        rets = ds.episode_returns()
+        if len(rets) < 2:
+            raise DatasetError(f"{where}: reward_scale='episode_range' needs at least 2 complete episodes")
+        scale = 1000.0 / max(float(rets.max() - rets.min()), 1e-6)
+    norm = lambda o: (o - mean) / std
+    out = ds.replace(obs=norm(ds.obs), next_obs=norm(ds.next_obs), reward=ds.reward * scale,
+                     action=jnp.clip(2.0 * (ds.action - low) / (high - low) - 1.0, -1.0, 1.0))
+    return Prepared(out, jnp.asarray(mean, jnp.float32), jnp.asarray(std, jnp.float32), low, high, scale)
+
+
 # ----------------------------------------------------------------------------- reading
 
 def load(path: str) -> Dataset:
