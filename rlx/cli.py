@@ -25,10 +25,15 @@ COMMON = ("env", "seeds", "seed", "steps", "objective", "objective_param", "out"
           "no_progress", "checkpoint_every", "resume", "chunk", "tensorboard")
 
 
+def agent_names() -> list[str]:
+    from rlx.offline_cli import OFFLINE
+
+    return sorted(AGENTS) + sorted(OFFLINE)
+
+
 def agent_module(name: str):
     if name not in AGENTS:
-        raise SystemExit(f"rlx: unknown agent {name!r}; choose one of: "
-                         f"{', '.join(sorted(AGENTS) + ['fdvl', 'iql', 'xql'])}")
+        raise SystemExit(f"rlx: unknown agent {name!r}; choose one of: {', '.join(agent_names())}")
     return importlib.import_module(AGENTS[name])
 
 
@@ -82,22 +87,14 @@ def add_config_flags(parser, config_cls, default_hparams, helps: dict, skip_hpar
                        help=f"{helps.get(f.name, f.name)} (default: {value:g})")
 
 
-def build_train_parser(agent: str, module) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=f"rlx train {agent}", formatter_class=_Formatter,
-                                description=f"Train {agent} over seeds (and a hyperparameter grid) as one jitted program.")
-    g = p.add_argument_group("run")
-    g.add_argument("--env", default="CartPole-v1", help="env id: any gymnax id, or brax:NAME")
-    g.add_argument("--seeds", type=int, default=8, help="number of seeds, vmapped")
+def add_run_flags(g, *, seeds: int, eval_episodes: int, steps_help: str) -> None:
+    """The flags every ``rlx train`` command shares: seeds, output, evaluation, chunks, checkpoints."""
+    g.add_argument("--seeds", type=int, default=seeds, help="number of seeds, vmapped")
     g.add_argument("--seed", type=int, default=0, help="first seed; run i uses PRNGKey(seed + i)")
-    g.add_argument("--steps", type=int, default=None, help="total env steps per run (sets total_timesteps)")
-    g.add_argument("--objective", default="ppo_clip",
-                   help="policy objective: a registered name (see `rlx objectives`)")
-    g.add_argument("--objective-param", action="append", default=[], metavar="KEY=VALUE",
-                   help="set a scalar hyperparameter of the objective, e.g. epsilon=0.3 (repeatable; comma list = grid)")
-    g.add_argument("--out", default=None, help="output directory (default runs/AGENT-ENV-OBJECTIVE)")
+    g.add_argument("--steps", type=int, default=None, help=steps_help)
     g.add_argument("--eval-every", type=int, default=None, help="iterations between deterministic evaluations "
                    "(default: 20 per run)")
-    g.add_argument("--eval-episodes", type=int, default=8, help="episodes per evaluation")
+    g.add_argument("--eval-episodes", type=int, default=eval_episodes, help="episodes per evaluation")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g.add_argument("--checkpoint-every", type=int, default=None, metavar="K",
                    help="save the whole population (orbax) every K iterations to OUT/checkpoint")
@@ -109,14 +106,125 @@ def build_train_parser(agent: str, module) -> argparse.ArgumentParser:
                         "calls (default: 1/20 of the run, at most --checkpoint-every)")
     g.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs to OUT/tb")
 
+
+def build_train_parser(agent: str, module) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=f"rlx train {agent}", formatter_class=_Formatter,
+                                description=f"Train {agent} over seeds (and a hyperparameter grid) as one jitted program.")
+    g = p.add_argument_group("run")
+    g.add_argument("--env", default="CartPole-v1", help="env id: any gymnax id, or brax:NAME")
+    g.add_argument("--objective", default="ppo_clip",
+                   help="policy objective: a registered name (see `rlx objectives`)")
+    g.add_argument("--objective-param", action="append", default=[], metavar="KEY=VALUE",
+                   help="set a scalar hyperparameter of the objective, e.g. epsilon=0.3 (repeatable; comma list = grid)")
+    g.add_argument("--out", default=None, help="output directory (default runs/AGENT-ENV-OBJECTIVE)")
+    add_run_flags(g, seeds=8, eval_episodes=8, steps_help="total env steps per run (sets total_timesteps)")
     add_config_flags(p, module.Config, module.default_hparams(), getattr(module, "HELP", {}),
                      skip_hparams=("objective",))
     return p
 
 
+@dataclasses.dataclass
+class Grid:
+    """A hyperparameter grid × seeds, flattened into runs (the batch axis of one program)."""
+
+    settings: list  # one dict per grid point: {axis: value}
+    axes: list  # names of the axes with more than one value ("lr", "objective.epsilon", ...)
+    labels: list  # one dict per run: the setting plus "seed"
+    hp_batch: object  # the hyperparameter pytree with a leading [runs] axis
+    keys: object  # [runs] PRNG keys
+    hparams: dict  # every flat hyperparameter: a value, or its list when it is an axis
+    nested_params: dict  # the same for the nested hyperparameter dict
+
+    def groups(self) -> dict:
+        """{"lr=0.001, ...": [run indices]}: the runs of each grid point (its seeds)."""
+        name = lambda s: ", ".join(f"{k}={v:g}" for k, v in s.items())
+        return {name(s): [i for i, lab in enumerate(self.labels) if all(lab[k] == v for k, v in s.items())]
+                for s in self.settings}
+
+
+def parse_key_values(items: list[str], allowed: dict, flag: str, what: str) -> dict:
+    """``["tau=0.7,0.9", ...]`` → ``{"tau": [0.7, 0.9]}``; keys must be in ``allowed``."""
+    out = {}
+    for item in items:
+        k, sep, v = item.partition("=")
+        if not sep or k not in allowed:
+            raise SystemExit(f"rlx: {flag} {item!r}: expected KEY=VALUE with KEY one of {what}: "
+                             f"{', '.join(allowed) or '(none)'}")
+        out[k] = _parse_floats(v)
+    return out
+
+
+def make_grid(base_hp, flat: dict, seeds: range, nested_name: str | None = None, nested: dict | None = None) -> Grid:
+    """Runs = every combination of the multi-valued flags × seeds; run order is grid-major.
+
+    ``flat``: {hparam field: [values]}; ``nested``: {key: [values]} for the dict-valued
+    hyperparameter field ``nested_name`` (an objective's or value loss's own hyperparameters).
+    """
+    import jax
+    import jax.numpy as jnp
+
+    nested = nested or {}
+    axes = [(k, v) for k, v in flat.items() if len(v) > 1]
+    axes += [(f"{nested_name}.{k}", v) for k, v in nested.items() if len(v) > 1]
+    settings = [dict(zip([a for a, _ in axes], c)) for c in itertools.product(*[v for _, v in axes])]
+    prefix = f"{nested_name}."
+
+    def hp_for(setting):
+        merged = {**{k: v[0] for k, v in flat.items()}, **{prefix + k: v[0] for k, v in nested.items()}, **setting}
+        hp = base_hp.replace(**{k: jnp.float32(v) for k, v in merged.items() if "." not in k})
+        if nested_name:
+            sub = {**getattr(base_hp, nested_name),
+                   **{k[len(prefix):]: jnp.float32(v) for k, v in merged.items() if k.startswith(prefix)}}
+            hp = hp.replace(**{nested_name: sub})
+        return hp
+
+    runs = [(s, seed) for s in settings for seed in seeds]
+    return Grid(settings=settings, axes=[a for a, _ in axes], labels=[{**s, "seed": seed} for s, seed in runs],
+                hp_batch=jax.tree.map(lambda *xs: jnp.stack(xs), *[hp_for(s) for s, _ in runs]),
+                keys=jnp.stack([jax.random.PRNGKey(seed) for _, seed in runs]),
+                hparams={k: (v if len(v) > 1 else v[0]) for k, v in flat.items()},
+                nested_params={k: (v if len(v) > 1 else v[0]) for k, v in nested.items()})
+
+
+def run_grid(agent, args, out: str, grid: Grid, meta: dict, desc: str, unit_name: str = "env-steps"):
+    """Run a grid with the shared machinery: progress bar, NaN guard, logs, checkpoints, resume.
+
+    ``meta`` identifies the run (agent, env or dataset, config, ...): a checkpoint only resumes
+    a run with the same meta. Returns ``(PopulationResult, eval_every, chunk)``.
+    """
+    from rlx.checkpoint import CheckpointError
+    from rlx.logs import NonFiniteError, TensorBoard
+    from rlx.progress import ProgressBar
+    from rlx.run import run_population
+
+    n_iter = agent.num_iterations
+    eval_every = args.eval_every or max(1, n_iter // 20)
+    chunk = args.chunk or min(args.checkpoint_every or n_iter, max(1, n_iter // 20))
+    if chunk <= 0 or (args.checkpoint_every is not None and args.checkpoint_every <= 0):
+        raise SystemExit("rlx: --chunk and --checkpoint-every must be positive integers")
+    ckpt = _checkpointer(args, out, {**meta, "num_iterations": n_iter, "eval_every": eval_every,
+                                     "eval_episodes": args.eval_episodes}, grid.labels, grid.keys, grid.hp_batch)
+    bar = ProgressBar(n_iter, agent.steps_per_iteration, runs=len(grid.labels), desc=desc, unit_name=unit_name,
+                      disable=args.no_progress)
+    tb = TensorBoard(out, grid.labels, agent.steps_per_iteration) if args.tensorboard else None
+    try:
+        result = run_population(agent, grid.keys, grid.hp_batch, num_iterations=n_iter, eval_every=eval_every,
+                                eval_episodes=args.eval_episodes, chunk_iterations=chunk, checkpointer=ckpt,
+                                checkpoint_every=args.checkpoint_every, resume=bool(args.resume),
+                                progress=bar.callback, labels=grid.labels, on_chunk=tb.write if tb else None)
+    except (CheckpointError, NonFiniteError) as e:
+        bar.close()
+        raise SystemExit(f"rlx: {e}")
+    finally:
+        if tb:
+            tb.close()
+    bar.close()
+    return result, eval_every, chunk
+
+
 def train_command(argv: list[str]) -> dict:
     if not argv or argv[0].startswith("-"):
-        raise SystemExit(f"usage: rlx train AGENT [options]; agents: {', '.join(sorted(AGENTS))}")
+        raise SystemExit(f"usage: rlx train AGENT [options]; agents: {', '.join(agent_names())}")
     agent_name, rest = argv[0], argv[1:]
     from rlx import offline_cli
 
@@ -134,10 +242,8 @@ def run_training(agent_name: str, module, args) -> dict:
     import numpy as np
 
     from rlx import envs, objectives, report
-    from rlx.checkpoint import CheckpointError
-    from rlx.logs import NonFiniteError, TensorBoard, write_metrics_json
-    from rlx.progress import ProgressBar
-    from rlx.run import run_population
+    from rlx.checkpoint import array_digest
+    from rlx.logs import write_metrics_json
 
     # Validate before compiling: env id, objective, config, hyperparameters.
     if args.seeds <= 0:
@@ -155,66 +261,25 @@ def run_training(agent_name: str, module, args) -> dict:
         raise SystemExit(f"rlx: {e}")
     base_hp = agent.default_hparams()
 
-    grid = {f.name: getattr(args, f.name) for f in dataclasses.fields(module.Hparams) if f.name != "objective"}
-    obj_grid = {}
-    for item in args.objective_param:
-        k, sep, v = item.partition("=")
-        if not sep or k not in base_hp.objective or np.ndim(base_hp.objective[k]) != 0:
-            scalars = [n for n, x in base_hp.objective.items() if np.ndim(x) == 0]
-            raise SystemExit(f"rlx: --objective-param {item!r}: expected KEY=VALUE with KEY one of the objective's "
-                             f"scalar hyperparameters: {', '.join(scalars) or '(none)'}")
-        obj_grid[k] = _parse_floats(v)
-    axes = [(k, vs) for k, vs in grid.items() if len(vs) > 1] + [("objective." + k, vs) for k, vs in obj_grid.items()
-                                                                    if len(vs) > 1]
-    settings = [dict(zip([a for a, _ in axes], combo)) for combo in itertools.product(*[vs for _, vs in axes])]
-    single = {k: vs[0] for k, vs in grid.items() if len(vs) == 1}
-    single_obj = {k: vs[0] for k, vs in obj_grid.items() if len(vs) == 1}
-
-    def hp_for(setting):
-        hp = base_hp.replace(**{k: jnp.float32(v) for k, v in single.items()})
-        obj = {**hp.objective, **{k: jnp.float32(v) for k, v in single_obj.items()}}
-        obj.update({k[10:]: jnp.float32(v) for k, v in setting.items() if k.startswith("objective.")})
-        return hp.replace(objective=obj, **{k: jnp.float32(v) for k, v in setting.items() if "." not in k})
-
-    runs = [(s, seed) for s in settings for seed in range(args.seed, args.seed + args.seeds)]
-    hps = [hp_for(s) for s, _ in runs]
-    hp_batch = jax.tree.map(lambda *xs: jnp.stack(xs), *hps)
-    keys = jnp.stack([jax.random.PRNGKey(seed) for _, seed in runs])
-
+    flat = {f.name: getattr(args, f.name) for f in dataclasses.fields(module.Hparams) if f.name != "objective"}
+    scalars = {n: x for n, x in base_hp.objective.items() if np.ndim(x) == 0}
+    nested = parse_key_values(args.objective_param, scalars, "--objective-param", "the objective's scalar "
+                              "hyperparameters")
+    grid = make_grid(base_hp, flat, range(args.seed, args.seed + args.seeds), "objective", nested)
     n_iter = agent.num_iterations
-    eval_every = args.eval_every or max(1, n_iter // 20)
     objective_name = args.objective
     out = args.out or (_resume_out(args.resume) if args.resume else None) or os.path.join(
         "runs", f"{agent_name}-{args.env.replace(':', '_')}-{os.path.basename(args.objective)}")
     report.ensure_dir(out)
-    labels = [{**{k: v for k, v in s.items()}, "seed": seed} for s, seed in runs]
-    ckpt = _checkpointer(args, out, agent_name, config, n_iter, eval_every, labels, keys, hp_batch, env_params)
-    chunk = args.chunk or min(args.checkpoint_every or n_iter, max(1, n_iter // 20))
-    if chunk <= 0 or (args.checkpoint_every is not None and args.checkpoint_every <= 0):
-        raise SystemExit("rlx: --chunk and --checkpoint-every must be positive integers")
-
-    bar = ProgressBar(n_iter, agent.steps_per_iteration, runs=len(runs), desc=f"{agent_name} {args.env}",
-                      disable=args.no_progress)
-    tb = TensorBoard(out, labels, agent.steps_per_iteration) if args.tensorboard else None
+    labels, settings = grid.labels, grid.settings
     print(f"rlx: {agent_name} on {args.env}, objective {objective_name}: {len(settings)} setting(s) × "
-          f"{args.seeds} seed(s) = {len(runs)} runs of {n_iter * agent.steps_per_iteration:,} env steps; compiling...",
-          file=sys.stderr)
-    try:
-        result = run_population(agent, keys, hp_batch, num_iterations=n_iter, eval_every=eval_every,
-                                eval_episodes=args.eval_episodes, chunk_iterations=chunk, checkpointer=ckpt,
-                                checkpoint_every=args.checkpoint_every,
-                                resume=bool(args.resume), progress=bar.callback, labels=labels,
-                                on_chunk=tb.write if tb else None)
-    except (CheckpointError, NonFiniteError) as e:
-        bar.close()
-        raise SystemExit(f"rlx: {e}")
-    finally:
-        if tb:
-            tb.close()
-    bar.close()
+          f"{args.seeds} seed(s) = {len(labels)} runs of {n_iter * agent.steps_per_iteration:,} env steps; "
+          "compiling...", file=sys.stderr)
+    meta = dict(agent=agent_name, env=args.env, objective=args.objective, config=dataclasses.asdict(config),
+                env_params=array_digest(env_params))
+    result, eval_every, chunk = run_grid(agent, args, out, grid, meta, desc=f"{agent_name} {args.env}")
     state, metrics, compile_s, wall_s, devices = (result.state, result.metrics, result.compile_s, result.wall_s,
                                                   result.devices)
-
     env_steps = n_iter * agent.steps_per_iteration
     final = metrics["eval/return"][:, -1].astype(float)
     rows = [{**lab, "final_return": float(f),
@@ -223,14 +288,12 @@ def run_training(agent_name: str, module, args) -> dict:
             for i, (lab, f) in enumerate(zip(labels, final))]
     summary = {
         "agent": agent_name, "env": args.env, "objective": objective_name, "seeds": args.seeds,
-        "runs": len(runs), "env_steps": env_steps, "compile_s": round(compile_s, 3), "wall_s": round(wall_s, 3),
-        "steps_per_s": round((n_iter - result.resumed_from) * agent.steps_per_iteration * len(runs) / wall_s, 1),
+        "runs": len(labels), "env_steps": env_steps, "compile_s": round(compile_s, 3), "wall_s": round(wall_s, 3),
+        "steps_per_s": round((n_iter - result.resumed_from) * agent.steps_per_iteration * len(labels) / wall_s, 1),
         "resumed_from_iteration": result.resumed_from, "chunk_iterations": chunk,
         "final_return": final.tolist(), "final_return_median": float(np.median(final)),
         "config": dataclasses.asdict(config),
-        "hparams": {k: (vs if len(vs) > 1 else vs[0]) for k, vs in grid.items()},
-        "objective_params": {k: (vs if len(vs) > 1 else vs[0]) for k, vs in obj_grid.items()},
-        "sweep_axes": [a for a, _ in axes], "table": rows,
+        "hparams": grid.hparams, "objective_params": grid.nested_params, "sweep_axes": grid.axes, "table": rows,
         "devices": [str(d) for d in devices],
         "versions": {"jax": jax.__version__, "python": sys.version.split()[0]},
     }
@@ -238,13 +301,11 @@ def run_training(agent_name: str, module, args) -> dict:
     report.write_metrics_csv(os.path.join(out, "metrics.csv"), metrics, labels, agent.steps_per_iteration)
     write_metrics_json(os.path.join(out, "metrics.json"), metrics, labels, agent.steps_per_iteration)
     _save_final_params(os.path.join(out, "final_state.npz"), state)
-    groups = {", ".join(f"{k}={v:g}" for k, v in s.items()): [i for i, (s2, _) in enumerate(runs) if s2 == s]
-              for s in settings}
     report.plot_learning_curve(os.path.join(out, "learning_curve.png"), metrics, agent.steps_per_iteration,
                                f"{agent_name} · {args.env} · {os.path.basename(str(objective_name))}",
-                               groups if len(settings) > 1 else None)
+                               grid.groups() if len(settings) > 1 else None)
     print(report.table(rows, list(labels[0]) + ["final_return", "best_eval_return", "last_train_return"]))
-    print(f"median final return {summary['final_return_median']:.4g} over {len(runs)} runs · compile "
+    print(f"median final return {summary['final_return_median']:.4g} over {len(labels)} runs · compile "
           f"{compile_s:.1f} s · {summary['steps_per_s']:,.0f} env-steps/s · wrote {out}/")
     return summary
 
@@ -289,7 +350,7 @@ def _resume_out(path: str) -> str:
     return os.path.dirname(path) if os.path.exists(os.path.join(path, META)) else path
 
 
-def _checkpointer(args, out, agent_name, config, n_iter, eval_every, labels, keys, hp_batch, env_params):
+def _checkpointer(args, out, meta: dict, labels, keys, hp_batch):
     """The run's Checkpointer (None when neither --checkpoint-every nor --resume is given)."""
     if not args.checkpoint_every and not args.resume:
         return None
@@ -302,10 +363,8 @@ def _checkpointer(args, out, agent_name, config, n_iter, eval_every, labels, key
             raise SystemExit(f"rlx: --resume {args.resume}: no such checkpoint directory")
     else:
         d = os.path.join(out, "checkpoint")
-    meta = fingerprint(agent=agent_name, env=args.env, objective=args.objective, config=dataclasses.asdict(config),
-                       num_iterations=n_iter, eval_every=eval_every, eval_episodes=args.eval_episodes,
-                       runs=len(labels), labels=labels, keys=array_digest(keys), hparams=array_digest(hp_batch),
-                       env_params=array_digest(env_params))
+    meta = fingerprint(**meta, runs=len(labels), labels=labels, keys=array_digest(keys),
+                       hparams=array_digest(hp_batch))
     try:
         ckpt = Checkpointer(d, meta)
         if args.resume:

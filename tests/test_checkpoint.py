@@ -101,16 +101,39 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
 
 
 def _cli(args, **kw):
-    return subprocess.Popen([sys.executable, "-m", "rlx.cli", "train", "ppo"] + args, stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "rlx.cli", "train"] + args, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, **kw)
 
 
+@pytest.fixture(scope="module")
+def medium_file(medium, tmp_path_factory):
+    from rlx import data
+
+    path = str(tmp_path_factory.mktemp("data") / "medium.npz")
+    data.save_npz(medium[0], path)
+    return path
+
+
+# Each command runs 60 iterations; the kill lands after the first checkpoint (every 2 iterations).
+COMMANDS = {
+    "ppo": lambda _: ["ppo", "--steps", str(60 * 4 * 32)] + SMALL,
+    "sac": lambda _: ["sac", "--env", "Pendulum-v1", "--steps", "1200", "--train-freq", "20", "--hidden", "16,16",
+                      "--batch-size", "32", "--learning-starts", "100", "--buffer-size", "2000", "--eval-every", "30",
+                      "--eval-episodes", "1", "--no-progress", "--seeds", "2"],
+    "iql": lambda path: ["iql", "--dataset", path, "--steps", "600", "--steps-per-iteration", "10", "--hidden",
+                         "16,16", "--batch-size", "32", "--eval-every", "30", "--eval-episodes", "1", "--no-progress",
+                         "--seeds", "2"],
+}
+
+
 @pytest.mark.timeout(600)
-def test_kill_minus_9_then_resume_is_bitwise_equal(tmp_path):
-    """PPO here; the mechanism saves the run loop's carry, whatever pytree the agent's state is."""
-    steps = ["--steps", str(60 * 4 * 32)] + SMALL  # 60 iterations
-    ref = _cli(steps + ["--out", str(tmp_path / "ref")])
-    killed = _cli(steps + ["--out", str(tmp_path / "run"), "--checkpoint-every", "2"])
+@pytest.mark.parametrize("agent", sorted(COMMANDS))
+def test_kill_minus_9_then_resume_is_bitwise_equal(tmp_path, agent, request):
+    """Online (PPO, SAC with its replay buffer) and offline (IQL): the checkpoint is the run loop's
+    whole carry, so a resumed run continues exactly where the killed one stopped."""
+    command = COMMANDS[agent](request.getfixturevalue("medium_file") if agent == "iql" else None)
+    ref = _cli(command + ["--out", str(tmp_path / "ref")])
+    killed = _cli(command + ["--out", str(tmp_path / "run"), "--checkpoint-every", "2"])
     steps_dir = tmp_path / "run" / "checkpoint" / "steps"
     deadline = time.time() + 400
     while time.time() < deadline:
@@ -126,11 +149,11 @@ def test_kill_minus_9_then_resume_is_bitwise_equal(tmp_path):
     assert 0 < at < 60, at
 
     # The wrong config is refused before anything runs.
-    bad = _cli(steps + ["--resume", str(tmp_path / "run"), "--lr", "1e-3"])
+    bad = _cli(command + ["--resume", str(tmp_path / "run"), "--lr" if agent != "sac" else "--critic-lr", "1e-3"])
     out, _ = bad.communicate(timeout=300)
     assert bad.returncode != 0 and "different run" in out and "hparams" in out, out
 
-    resumed = _cli(steps + ["--resume", str(tmp_path / "run")])
+    resumed = _cli(command + ["--resume", str(tmp_path / "run")])
     out, _ = resumed.communicate(timeout=400)
     assert resumed.returncode == 0, out
     ref_out, _ = ref.communicate(timeout=400)
