@@ -146,6 +146,9 @@ def default_hparams(objective: objectives.Surrogate | None = None, key=None) -> 
                       objective=surrogate.init(jax.random.PRNGKey(0) if key is None else key))
 
 
+DEFAULT_OBJECTIVE = "ppo_clip"
+
+
 def make(config: PPOConfig, env, env_params, objective: str | Callable | objectives.Surrogate = "ppo_clip") -> Agent:
     """Build the PPO agent for ``env``; validates everything before any tracing."""
     spec = envs.spec(env, env_params)

@@ -112,20 +112,14 @@ def _mdpo(log_prob, log_prob_old, q, *, alpha, kl_coef=1.0):
     return objectives.mdpo_actor(log_prob, log_prob_old, q, c=alpha + kl_coef, lam=alpha)
 
 
+DEFAULT_OBJECTIVE = "sac"
 METRICS = ("loss/critic", "loss/actor", "loss/alpha", "alpha", "entropy", "q")
 ACTOR_OBJECTIVES = {"sac": (_sac, False), "mdpo": (_mdpo, True)}
 CRITIC_LOSSES = ("squared_error", "huber")
 
 
 def actor_objective(objective) -> ActorObjective:
-    """Resolve a name, a function, or (from the CLI) a registered surrogate to an actor objective.
-
-    The CLI passes entries of the on-policy registry: its default "ppo_clip" means this
-    agent's default ("sac"), and "mdpo" means off-policy MDPO.
-    """
-    if isinstance(objective, objectives.Surrogate):
-        name = getattr(objective.loss, "__name__", "")
-        objective = {"ppo_clip": "sac", "mdpo": "mdpo"}.get(name, name)
+    """Resolve a name ("sac", "mdpo") or a function to an actor objective."""
     if isinstance(objective, str):
         if objective not in ACTOR_OBJECTIVES:
             raise ConfigError(f"unknown SAC actor objective {objective!r}; choose one of: "
@@ -135,8 +129,9 @@ def actor_objective(objective) -> ActorObjective:
     elif callable(objective):
         fn, uses_old, name = objective, True, getattr(objective, "__name__", "custom")
     else:
-        raise ConfigError(f"objective must be a name ({', '.join(ACTOR_OBJECTIVES)}) or a callable, "
-                          f"got {type(objective).__name__}")
+        raise ConfigError(f"SAC's objective must be one of {', '.join(ACTOR_OBJECTIVES)} or a callable "
+                          f"fn(log_prob, log_prob_old, q, *, alpha, ...), got {type(objective).__name__} "
+                          "(the on-policy surrogates of rlx.objectives belong to PPO)")
     hp = {}
     for k, p in inspect.signature(fn).parameters.items():
         if p.kind is inspect.Parameter.KEYWORD_ONLY and k != "alpha":

@@ -118,11 +118,17 @@ def default_hparams() -> TD3Hparams:
                       target_noise=f(0.2), noise_clip=f(0.5), objective={})
 
 
+DEFAULT_OBJECTIVE = "td3"
+
+
 def make(config: TD3Config, env, env_params, objective: Any = None) -> Agent:
     """Build the TD3 agent for ``env``; validates everything before any tracing.
 
-    ``objective`` is accepted for the common CLI interface; TD3 has one actor objective.
+    ``objective`` is accepted for the common CLI interface; TD3 has one actor objective, "td3".
     """
+    if objective not in (None, DEFAULT_OBJECTIVE):
+        raise ConfigError(f"TD3 has one actor objective, {DEFAULT_OBJECTIVE!r}; got {objective!r} "
+                          "(pluggable actor objectives: rlx train sac --objective sac|mdpo)")
     spec = envs.spec(env, env_params)
     validate(config, spec)
     num_actions = spec.num_actions

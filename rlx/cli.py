@@ -112,8 +112,10 @@ def build_train_parser(agent: str, module) -> argparse.ArgumentParser:
                                 description=f"Train {agent} over seeds (and a hyperparameter grid) as one jitted program.")
     g = p.add_argument_group("run")
     g.add_argument("--env", default="CartPole-v1", help="env id: any gymnax id, or brax:NAME")
-    g.add_argument("--objective", default="ppo_clip",
-                   help="policy objective: a registered name (see `rlx objectives`)")
+    g.add_argument("--objective", default=module.DEFAULT_OBJECTIVE,
+                   help={"ppo": "policy objective: a registered name (see `rlx objectives`) or a file saved by "
+                                "rlx.objectives.save / rlx meta-train",
+                         "sac": "actor objective: sac or mdpo (off-policy MDPO)"}.get(agent, "actor objective"))
     g.add_argument("--objective-param", action="append", default=[], metavar="KEY=VALUE",
                    help="set a scalar hyperparameter of the objective, e.g. epsilon=0.3 (repeatable; comma list = grid)")
     g.add_argument("--out", default=None, help="output directory (default runs/AGENT-ENV-OBJECTIVE)")
@@ -250,13 +252,15 @@ def run_training(agent_name: str, module, args) -> dict:
         raise SystemExit(f"rlx: --seeds must be a positive integer, got {args.seeds}")
     try:
         envs.validate_id(args.env)
-        surrogate = objectives.load(args.objective) if os.path.isfile(args.objective) else objectives.get(args.objective)
+        # A name goes to the agent as it is (each agent knows its own objectives); a file is a
+        # learned objective saved by rlx.objectives.save.
+        objective = objectives.load(args.objective) if os.path.isfile(args.objective) else args.objective
         fields = {f.name: getattr(args, f.name) for f in dataclasses.fields(module.Config)}
         if args.steps is not None:
             fields["total_timesteps"] = args.steps
         config = module.Config(**fields)
         env, env_params = envs.make(args.env)
-        agent = module.make(config, env, env_params, objective=surrogate)
+        agent = module.make(config, env, env_params, objective=objective)
     except (ValueError, TypeError) as e:
         raise SystemExit(f"rlx: {e}")
     base_hp = agent.default_hparams()

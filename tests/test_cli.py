@@ -61,6 +61,9 @@ def test_help_lists_every_field_with_its_default():
     (["train", "ppo", "--objective-param", "clip=0.1"], "epsilon"),
     (["train", "ppo", "--env", "Pendulum-v1", "--distribution", "categorical"], "discrete-only"),
     (["sweeep"], "unknown command"),
+    (["train", "sac", "--env", "Pendulum-v1", "--objective", "ppo_clip"], "unknown SAC actor objective 'ppo_clip'"),
+    (["train", "td3", "--env", "Pendulum-v1", "--objective", "mdpo"], "TD3 has one actor objective"),
+    (["train", "ppo", "--objective", "sac"], "sac"),
 ])
 def test_bad_input_is_a_clear_error(argv, match):
     with pytest.raises(SystemExit) as e:
