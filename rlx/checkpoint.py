@@ -9,6 +9,13 @@ A checkpoint directory holds
                           states, normaliser statistics, replay buffers, the iteration counter)
                           and ``history`` (the metrics of the iterations done so far).
 
+Both are saved *packed*: the leaves of each dtype concatenated into one [runs, n] array (the
+runs axis, and so its sharding, is kept). orbax's cost is per array (about 1.5 ms of CPU each
+here), and a PPO carry has ~60 leaves: packing cut a save from ~115 ms to ~35 ms of CPU, which
+is what keeps checkpointing under 5% of a run's throughput. The tree structure comes back from
+the run's own state (the restore template), the history's names from a JSON layout stored
+beside it as bytes.
+
 Nothing here knows about an agent: the state is any pytree of arrays, so PPO, SAC, IQL or a
 meta-learning population checkpoint the same way. No pickle: orbax stores arrays, the
 metadata is JSON.
@@ -58,6 +65,18 @@ def array_digest(tree) -> str:
         h.update(f"{x.shape}{x.dtype}".encode())
         h.update(np.ascontiguousarray(x).tobytes())
     return "sha256:" + h.hexdigest()
+
+
+_PACK = None
+
+
+def _pack_jit():
+    global _PACK
+    if _PACK is None:
+        import jax
+
+        _PACK = jax.jit(_pack)  # one small program per state structure, cached by jit
+    return _PACK
 
 
 class Checkpointer:
@@ -127,8 +146,8 @@ class Checkpointer:
 
         self._write_meta(self.stored_iteration() or 0)  # describe the run before its first save lands
         self._manager.save(int(iteration), args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state),
-            history=ocp.args.StandardSave({k: np.asarray(v) for k, v in history.items()})), force=True)
+            state=ocp.args.StandardSave(_pack_jit()(state)),
+            history=ocp.args.StandardSave(_pack_history(history))), force=True)
         # Asynchronous: orbax copies the arrays now and writes them in the background while the
         # next chunk runs; a step directory appears under steps/ only once it is complete.
         self._write_meta(iteration)
@@ -154,23 +173,100 @@ class Checkpointer:
         if step is None:
             raise CheckpointError(f"nothing to resume in {self.directory}: {META} is there but no completed "
                                   "checkpoint under steps/ (corrupt or deleted)")
-        abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), template)
+        sharding = _packed_sharding(template)
+        abstract = {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=sharding)
+                    for k, v in jax.eval_shape(_pack, template).items()}
         try:
             out = self._manager.restore(step, args=ocp.args.Composite(
                 state=ocp.args.StandardRestore(abstract), history=ocp.args.StandardRestore()))
+            packed, history = out["state"], _unpack_history(dict(out["history"] or {}))
         except Exception as e:  # orbax raises many kinds; all mean the same to the user
             raise CheckpointError(f"checkpoint {self.directory}/steps/{step} is corrupt or incomplete and cannot "
                                   f"be restored ({type(e).__name__}: {str(e)[:300]})") from e
-        state, history = out["state"], dict(out["history"] or {})
-        bad = [str(p) for p, a, b in _leaf_pairs(template, state) if a.shape != b.shape or a.dtype != b.dtype]
-        if bad:
+        bad = [k for k in abstract if k not in packed or packed[k].shape != abstract[k].shape]
+        if bad or set(packed) != set(abstract):
             raise CheckpointError(f"checkpoint {self.directory}/steps/{step} does not match this run's state "
-                                  f"(shape or dtype differ at {', '.join(bad[:5])})")
-        return int(step), state, {k: np.asarray(v) for k, v in history.items()}
+                                  f"(the {', '.join(bad or sorted(set(packed) ^ set(abstract)))} leaves differ)")
+        shardings = jax.tree.map(lambda x: x.sharding, template)
+        state = jax.jit(lambda p: _unpack(p, template), out_shardings=shardings)(packed)
+        return int(step), state, history
 
     def close(self) -> None:
         self._manager.wait_until_finished()
         self._manager.close()
+
+
+def _lead(leaves) -> int | None:
+    """The leading (runs) dimension every leaf shares, or None."""
+    dims = {np.shape(x)[0] if np.ndim(x) else None for x in leaves}
+    return dims.pop() if len(dims) == 1 and None not in dims else None
+
+
+def _pack(tree) -> dict:
+    """One array per dtype: the leaves' [lead, -1] views concatenated along the last axis."""
+    import jax.numpy as jnp
+
+    leaves = [x for x in __import__("jax").tree.leaves(tree)]
+    lead = _lead(leaves)
+    groups: dict = {}
+    for x in leaves:
+        groups.setdefault(str(x.dtype), []).append(x.reshape((lead, -1)) if lead else x.reshape(-1))
+    cat = jnp.concatenate if any(not isinstance(x, np.ndarray) for x in leaves) else np.concatenate
+    return {k: cat(v, axis=-1) for k, v in sorted(groups.items())}
+
+
+def _unpack(packed: dict, template):
+    """Inverse of :func:`_pack` for a tree shaped like ``template`` (arrays or ShapeDtypeStructs)."""
+    import jax
+
+    leaves, treedef = jax.tree.flatten(template)
+    lead = _lead(leaves)
+    offset: dict = {}
+    out = []
+    for x in leaves:
+        k, size = str(x.dtype), int(np.prod(x.shape, dtype=np.int64))
+        n = size // lead if lead else size
+        o = offset.get(k, 0)
+        out.append(packed[k][..., o:o + n].reshape(x.shape))
+        offset[k] = o + n
+    return treedef.unflatten(out)
+
+
+def _pack_history(history: dict) -> dict:
+    """Host metrics {name: array} → packed arrays plus their layout (names, shapes) as JSON bytes."""
+    names = sorted(history)
+    arrays = [np.asarray(history[k]) for k in names]
+    layout = json.dumps([[k, list(a.shape), str(a.dtype)] for k, a in zip(names, arrays)]).encode()
+    flat: dict = {}
+    for a in arrays:
+        flat.setdefault(str(a.dtype), []).append(a.reshape(-1))
+    packed = {k: np.concatenate(v) for k, v in flat.items()}
+    packed["layout"] = np.frombuffer(layout, np.uint8).copy()
+    return packed
+
+
+def _unpack_history(packed: dict) -> dict:
+    layout = json.loads(np.asarray(packed["layout"], np.uint8).tobytes().decode())
+    offset: dict = {}
+    out = {}
+    for name, shape, dtype in layout:
+        n = int(np.prod(shape, dtype=np.int64))
+        o = offset.get(dtype, 0)
+        out[name] = np.asarray(packed[dtype])[o:o + n].reshape(shape)
+        offset[dtype] = o + n
+    return out
+
+
+def _packed_sharding(template):
+    """The sharding of a packed [runs, n] array: the runs axis as the template's leaves have it."""
+    import jax
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    s = getattr(jax.tree.leaves(template)[0], "sharding", None)
+    if isinstance(s, NamedSharding):
+        spec = tuple(s.spec)
+        return NamedSharding(s.mesh, PartitionSpec(spec[0] if spec else None))
+    return s
 
 
 def _leaf_pairs(a, b):
