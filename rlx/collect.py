@@ -9,6 +9,7 @@ action wrapper), observations raw.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import jax
@@ -92,44 +93,62 @@ def _close_episodes(term, trunc, num_envs):
 
 QUALITIES = ("random", "medium", "expert", "medium-replay", "medium-expert")
 
-# PPO settings that solve the env on this CPU in a couple of minutes (experiments/ppo_*.sh).
-_PPO_RECIPES = {
-    "Pendulum-v1": (dict(total_timesteps=300_000, num_envs=16, num_steps=128, update_epochs=10, num_minibatches=16,
-                         normalize_obs=True, clip_value_loss=False),
-                    dict(lr=1e-3, gamma=0.95, ent_coef=0.0)),
-}
-
-
 def _concat(parts: list[data.Dataset], num_steps: int, metadata: data.Metadata) -> data.Dataset:
     arrays = {k: np.concatenate([np.asarray(getattr(p, k)) for p in parts])[:num_steps] for k in data.FIELDS}
     arrays["truncated"][-1] = arrays["truncated"][-1] or not arrays["terminated"][-1]
     return data.from_arrays(**arrays, metadata=metadata)
 
 
+# PPO settings per env: each solves (or, for hopper, learns to hop in) its env on this CPU in minutes.
+_PPO_RECIPES = {
+    "Pendulum-v1": (dict(total_timesteps=300_000, num_envs=16, num_steps=128, update_epochs=10, num_minibatches=16,
+                         normalize_obs=True, clip_value_loss=False),
+                    dict(lr=1e-3, gamma=0.95, ent_coef=0.0)),
+    "brax:hopper": (dict(total_timesteps=5_000_000, num_envs=32, num_steps=128, update_epochs=4, num_minibatches=8,
+                         normalize_obs=True, clip_value_loss=False, hidden=(64, 64)),
+                    dict(lr=3e-4, ent_coef=0.0)),
+}
+
+
 def make_dataset(env_id: str, quality: str, num_steps: int, seed: int = 0, chunks: int = 20,
                  progress: bool = True) -> data.Dataset:
     """Train a PPO agent on ``env_id`` and collect ``num_steps`` transitions of the asked quality.
 
-    expert: the final policy (stochastic). medium: the first checkpoint (of ``chunks`` along
-    training) whose normalised score is within 30–60, else the one closest to 45.
-    medium-replay: rollouts of every checkpoint up to medium. medium-expert: half each.
-    Reference returns: R_random from uniformly random actions, R_expert from the expert's
-    own rollouts. Deterministic given ``seed``.
+    See :func:`make_datasets`, which trains once for several qualities.
+    """
+    return make_datasets(env_id, (quality,), num_steps, seed, chunks, progress)[quality]
+
+
+def make_datasets(env_id: str, qualities, num_steps: int, seed: int = 0, chunks: int = 20,
+                  progress: bool = True) -> dict[str, data.Dataset]:
+    """Train one PPO agent on ``env_id`` and collect ``num_steps`` transitions of each quality.
+
+    expert: the final policy (stochastic). medium: the first of ``chunks`` policies saved along
+    training whose normalised score is within 30–60, else the one closest to 45.
+    medium-replay: rollouts of every saved policy up to medium, in equal shares (PPO keeps no
+    replay buffer, so this is the on-policy analogue of D4RL's "replay buffer up to medium").
+    medium-expert: half each. Reference returns: R_random from uniformly random actions,
+    R_expert from the expert's own rollouts. Deterministic given ``seed``; PPO's recipe per env
+    is ``_PPO_RECIPES`` (default PPO settings for an env without one).
     """
     from rlx.agents import ppo
     from rlx.config import check_choice
 
-    check_choice("data collect", "quality", quality, QUALITIES)
+    for q in qualities:
+        check_choice("data collect", "quality", q, QUALITIES)
     if num_steps <= 0:
         raise ValueError(f"data collect: --steps must be positive, got {num_steps}")
     env, env_params = envs.make(env_id)
     key = jax.random.PRNGKey(seed)
     k_random, k_train, k_collect = jax.random.split(key, 3)
-    rand = random(env, env_params, k_random, num_steps=max(num_steps if quality == "random" else 0, 20_000))
+    rand = random(env, env_params, k_random, num_steps=max(num_steps if "random" in qualities else 0, 20_000))
     r_random = float(rand.episode_returns().mean())
-    if quality == "random":
-        return _concat([rand], num_steps, data.Metadata(env_id, r_random, None, f"rlx data collect random seed={seed}"))
-
+    out = {}
+    if "random" in qualities:
+        out["random"] = _concat([rand], num_steps, data.Metadata(env_id, r_random, None,
+                                                                 f"rlx data collect random seed={seed}"))
+    if all(q == "random" for q in qualities):
+        return out
     cfg_kwargs, hp_kwargs = _PPO_RECIPES.get(env_id, ({}, {}))
     agent = ppo.make(ppo.PPOConfig(**cfg_kwargs), env, env_params)
     hp = agent.default_hparams().replace(**{k: jnp.float32(v) for k, v in hp_kwargs.items()})
@@ -138,29 +157,38 @@ def make_dataset(env_id: str, quality: str, num_steps: int, seed: int = 0, chunk
     state = agent.init(k_train, hp)
     policies = []
     from tqdm.auto import tqdm
+
     for _ in tqdm(range(chunks), desc=f"training PPO on {env_id}", disable=not progress):
         state = advance(state)
         policies.append(agent.policy(state))
     probe = [rollouts(agent, pol, jax.random.fold_in(k_collect, i), num_steps=4_000) for i, pol in enumerate(policies)]
-    probe_returns = [float(p.episode_returns().mean()) for p in probe]
+    probe_returns = [float(p.episode_returns().mean()) if len(p.episode_returns()) else float("nan")
+                     for p in probe]
     expert = rollouts(agent, policies[-1], jax.random.fold_in(k_collect, 10_000), num_steps=num_steps)
     r_expert = float(expert.episode_returns().mean())
-    meta = data.Metadata(env_id, r_random, r_expert, f"rlx data collect {quality} seed={seed} (PPO)")
+    meta = data.Metadata(env_id, r_random, r_expert, f"rlx data collect seed={seed} (PPO, {agent.num_iterations * "
+                         f"agent.steps_per_iteration} steps); probe returns along training: "
+                         + ", ".join(f"{r:.0f}" for r in probe_returns))
+    if "random" in out:
+        out["random"] = out["random"].replace_metadata(ref_expert_return=r_expert)
     scores = [100 * (r - r_random) / (r_expert - r_random) for r in probe_returns]
     inside = [i for i, s in enumerate(scores) if 30 <= s <= 60]
-    medium_at = inside[0] if inside else int(np.argmin([abs(s - 45) for s in scores]))
-    if quality == "expert":
-        return expert.replace(metadata=meta)
+    medium_at = inside[0] if inside else int(np.nanargmin([abs(s - 45) for s in scores]))
+    tag = lambda q: dataclasses.replace(meta, source=f"{q}: {meta.source}")
+    if "expert" in qualities:
+        out["expert"] = expert.replace(metadata=tag("expert"))
     medium = rollouts(agent, policies[medium_at], jax.random.fold_in(k_collect, 20_000), num_steps=num_steps)
-    if quality == "medium":
-        return medium.replace(metadata=meta)
-    if quality == "medium-expert":
+    if "medium" in qualities:
+        out["medium"] = medium.replace(metadata=tag(f"medium (policy {medium_at + 1}/{chunks})"))
+    if "medium-expert" in qualities:
         half = num_steps // 2
-        return _concat([_concat([medium], half, meta), expert], num_steps, meta)
-    per = -(-num_steps // (medium_at + 1))
-    parts = [rollouts(agent, policies[i], jax.random.fold_in(k_collect, 30_000 + i), num_steps=per)
-             for i in range(medium_at + 1)]
-    return _concat(parts, num_steps, meta)
+        out["medium-expert"] = _concat([_concat([medium], half, meta), expert], num_steps, tag("medium-expert"))
+    if "medium-replay" in qualities:
+        per = -(-num_steps // (medium_at + 1))
+        parts = [rollouts(agent, policies[i], jax.random.fold_in(k_collect, 30_000 + i), num_steps=per)
+                 for i in range(medium_at + 1)]
+        out["medium-replay"] = _concat(parts, num_steps, tag("medium-replay"))
+    return {q: out[q] for q in qualities}
 
 
 def collect_command(argv: list[str]) -> None:
