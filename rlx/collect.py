@@ -166,9 +166,9 @@ def make_datasets(env_id: str, qualities, num_steps: int, seed: int = 0, chunks:
                      for p in probe]
     expert = rollouts(agent, policies[-1], jax.random.fold_in(k_collect, 10_000), num_steps=num_steps)
     r_expert = float(expert.episode_returns().mean())
-    meta = data.Metadata(env_id, r_random, r_expert, f"rlx data collect seed={seed} (PPO, {agent.num_iterations * "
-                         f"agent.steps_per_iteration} steps); probe returns along training: "
-                         + ", ".join(f"{r:.0f}" for r in probe_returns))
+    trained = agent.num_iterations * agent.steps_per_iteration
+    meta = data.Metadata(env_id, r_random, r_expert, f"rlx data collect seed={seed} (PPO, {trained} steps); "
+                         "probe returns along training: " + ", ".join(f"{r:.0f}" for r in probe_returns))
     if "random" in out:
         out["random"] = out["random"].replace_metadata(ref_expert_return=r_expert)
     scores = [100 * (r - r_random) / (r_expert - r_random) for r in probe_returns]
