@@ -303,10 +303,10 @@ def make(config: SACConfig, env, env_params, objective: str | Callable = "sac") 
         return state.replace(params=params, target_critic=target, old_actor=old_actor, opt_state=opt_state,
                              grad_steps=grad_steps), metrics
 
-    def update(state: SACState, hp: SACHparams):
+    def update_at(state: SACState, hp: SACHparams, iteration):
         ep = state.env_params
         key, k_roll, k_learn = jax.random.split(state.key, 3)
-        warm = state.iteration < warmup_iterations
+        warm = iteration < warmup_iterations  # a real branch when ``iteration`` is shared by every run
 
         def act_fn(obs, key):
             k_uniform, k_pi = jax.random.split(key)
@@ -331,6 +331,9 @@ def make(config: SACConfig, env, env_params, objective: str | Callable = "sac") 
         metrics["episodes"] = count
         return state.replace(key=key, iteration=state.iteration + 1), metrics
 
+    def update(state: SACState, hp: SACHparams):
+        return update_at(state, hp, state.iteration)
+
     def policy(state: SACState):
         return state.params["actor"]
 
@@ -341,7 +344,8 @@ def make(config: SACConfig, env, env_params, objective: str | Callable = "sac") 
     update.gradient_step = gradient_step  # (state, hp, key) -> (state, metrics): one update alone, for benchmarks
     return Agent(name="sac", config=config, env=env, env_params=env_params, spec=spec, init=init, update=update,
                  policy=policy, act=act, default_hparams=lambda: default_hparams(obj),
-                 num_iterations=num_iterations, steps_per_iteration=steps_per_iteration, eval_env=eval_env)
+                 num_iterations=num_iterations, steps_per_iteration=steps_per_iteration, eval_env=eval_env,
+                 update_at=update_at)
 
 
 # The names the CLI and the sweep tools look for in every agent module.

@@ -168,14 +168,16 @@ def make(config: TD3Config, env, env_params, objective: Any = None) -> Agent:
         q = critic.apply(critic_params, b.obs, actor.apply(actor_params, b.obs))
         return -jnp.mean(q[0])
 
-    def gradient_step(state: TD3State, hp: TD3Hparams, key):
+    def gradient_step(state: TD3State, hp: TD3Hparams, key, grad_steps=None):
+        """One critic step, and the actor's every ``policy_delay``-th. ``grad_steps``: this step's
+        1-based count (default from the state; the run loop passes one shared by every run)."""
         k_sample, k_noise = jax.random.split(key)
         b = replay.sample(state.buffer, k_sample, config.batch_size, n_step=config.n_step, gamma=hp.gamma)
         (loss_q, q), g_critic = jax.value_and_grad(critic_loss_of, has_aux=True)(
             state.params["critic"], state.target, hp, b, k_noise)
         upd, opt_critic = adam.update(g_critic, state.opt_state["critic"])
         critic_params = jax.tree.map(lambda p, u: p - hp.critic_lr * u, state.params["critic"], upd)
-        grad_steps = state.grad_steps + 1
+        grad_steps = state.grad_steps + 1 if grad_steps is None else grad_steps
 
         def delayed(_):
             # The actor learns against the freshly updated critic; then both targets move.
@@ -189,7 +191,8 @@ def make(config: TD3Config, env, env_params, objective: Any = None) -> Agent:
             return ({"actor": state.params["actor"], "critic": critic_params}, state.opt_state["actor"],
                     state.target, jnp.float32(0.0))
 
-        # grad_steps depends on the iteration count only, so under vmap this stays a real branch.
+        # With a shared grad_steps this is a real branch under vmap: the actor costs nothing on
+        # the steps it waits.
         params, opt_actor, target, loss_pi = jax.lax.cond(grad_steps % config.policy_delay == 0, delayed,
                                                           critic_only, None)
         on = (grad_steps % config.policy_delay == 0).astype(jnp.float32)
@@ -197,10 +200,10 @@ def make(config: TD3Config, env, env_params, objective: Any = None) -> Agent:
         return state.replace(params=params, target=target, opt_state={"actor": opt_actor, "critic": opt_critic},
                              grad_steps=grad_steps), metrics
 
-    def update(state: TD3State, hp: TD3Hparams):
+    def update_at(state: TD3State, hp: TD3Hparams, iteration):
         ep = state.env_params
         key, k_roll, k_learn = jax.random.split(state.key, 3)
-        warm = state.iteration < warmup_iterations
+        warm = iteration < warmup_iterations  # a real branch when ``iteration`` is shared by every run
 
         def act_fn(obs, key):
             k_uniform, k_noise = jax.random.split(key)
@@ -213,8 +216,11 @@ def make(config: TD3Config, env, env_params, objective: Any = None) -> Agent:
         state = state.replace(env_state=env_state, obs=obs, buffer=buf)
 
         def learn(state):
-            state, metrics = jax.lax.scan(lambda s, k: gradient_step(s, hp, k), state,
-                                          jax.random.split(k_learn, config.gradient_steps))
+            # Learning steps done before this iteration, from the (shared) iteration index.
+            first = (iteration - warmup_iterations) * config.gradient_steps
+            counts = first + 1 + jnp.arange(config.gradient_steps)
+            state, metrics = jax.lax.scan(lambda s, kc: gradient_step(s, hp, *kc), state,
+                                          (jax.random.split(k_learn, config.gradient_steps), counts))
             n_actor = metrics["actor_updates"].sum()
             metrics = jax.tree.map(jnp.mean, metrics)
             # loss/actor: mean over the steps that updated the actor (0 if none did this iteration).
@@ -230,6 +236,9 @@ def make(config: TD3Config, env, env_params, objective: Any = None) -> Agent:
         metrics["episodes"] = count
         return state.replace(key=key, iteration=state.iteration + 1), metrics
 
+    def update(state: TD3State, hp: TD3Hparams):
+        return update_at(state, hp, state.iteration)
+
     def policy(state: TD3State):
         return state.params["actor"]
 
@@ -243,7 +252,7 @@ def make(config: TD3Config, env, env_params, objective: Any = None) -> Agent:
     update.gradient_step = gradient_step  # (state, hp, key) -> (state, metrics): one update alone, for benchmarks
     return Agent(name="td3", config=config, env=env, env_params=env_params, spec=spec, init=init, update=update,
                  policy=policy, act=act, default_hparams=default_hparams, num_iterations=num_iterations,
-                 steps_per_iteration=steps_per_iteration, eval_env=eval_env)
+                 steps_per_iteration=steps_per_iteration, eval_env=eval_env, update_at=update_at)
 
 
 # The names the CLI and the sweep tools look for in every agent module.

@@ -35,6 +35,11 @@ class Agent:
       num_iterations: iterations in a full run of the configured length (the schedule horizon).
       steps_per_iteration: env steps (online) or gradient steps (offline) per ``update``.
       eval_env: the env stack a policy is evaluated in (raw observations, action wrappers).
+      update_at: optional ``(state, hp, iteration) -> (state, metrics)``: ``update`` told the
+        iteration index, a scalar shared by every run of a batch (the run loop's counter). Under
+        ``vmap`` a counter kept in the state is per-run data, so a ``lax.cond`` on it (warm-up,
+        delayed actor updates) turns into a select that computes both branches; on the shared
+        index it stays a real branch. ``update_at(s, hp, s.iteration)`` equals ``update(s, hp)``.
     """
 
     name: str
@@ -50,3 +55,8 @@ class Agent:
     num_iterations: int
     steps_per_iteration: int
     eval_env: Any
+    update_at: Callable | None = None
+
+    def step(self, state, hp, iteration):
+        """One iteration at ``iteration`` (shared by every run): ``update_at`` if there is one."""
+        return self.update(state, hp) if self.update_at is None else self.update_at(state, hp, iteration)

@@ -138,7 +138,7 @@ def make_chunks(agent: Agent, num_iterations: Optional[int] = None, *, eval_ever
         k_eval = carry["eval_key"]
 
         def iteration(state, i):
-            state, metrics = agent.update(state, hp)
+            state, metrics = agent.step(state, hp, i)  # i is the scan's counter: shared by every run
 
             # The predicate depends on the scan counter only, never on per-run data, so under
             # vmap this stays a real branch: evaluation costs nothing on other iterations.

@@ -94,3 +94,29 @@ def test_bad_policy_delay():
     env, params = envs.make("Pendulum-v1")
     with pytest.raises(ConfigError, match="TD3Config.policy_delay=0"):
         td3.make(td3.TD3Config(policy_delay=0), env, params)
+
+
+def test_warmup_and_delayed_actor_stay_real_branches_under_vmap():
+    """The run loop hands update_at its shared iteration index, so vmapping runs keeps the warm-up
+    and delayed-actor ``cond``s as branches (a per-run counter would turn each into a select that
+    computes the skipped work anyway)."""
+    import re
+
+    from rlx.agents import sac
+    from rlx.run import make_chunks
+
+    env, ep = envs.make("Pendulum-v1")
+    small = dict(total_timesteps=400, learning_starts=100, batch_size=16, hidden=(8, 8), buffer_size=500)
+    for module, config, conds in ((td3, td3.TD3Config(**small), 3), (sac, sac.SACConfig(**small), 2)):
+        agent = module.make(config, env, ep)
+        prog = make_chunks(agent, eval_every=400)
+        hp = jax.tree.map(lambda x: jnp.stack([x, x]), agent.default_hparams())
+        carry = jax.vmap(prog.init, in_axes=(0, 0, None))(jax.random.split(jax.random.PRNGKey(0), 2), hp, None)
+        jaxpr = str(jax.make_jaxpr(jax.vmap(lambda c, h: prog.advance(c, h, 0, 2)))(carry, hp))
+        # evaluation + warm-up (+ TD3's delayed actor): each still a cond after batching
+        assert len(re.findall(r"\bcond\[", jaxpr)) == conds, module.__name__
+        # and update_at at the state's own counter is update
+        s0 = jax.tree.map(lambda x: x[0], carry["state"])
+        a, _ = agent.update(s0, agent.default_hparams())
+        b, _ = agent.update_at(s0, agent.default_hparams(), s0.iteration)
+        assert all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
