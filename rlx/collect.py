@@ -161,7 +161,12 @@ def make_datasets(env_id: str, qualities, num_steps: int, seed: int = 0, chunks:
     for _ in tqdm(range(chunks), desc=f"training PPO on {env_id}", disable=not progress):
         state = advance(state)
         policies.append(agent.policy(state))
-    probe = [rollouts(agent, pol, jax.random.fold_in(k_collect, i), num_steps=4_000) for i, pol in enumerate(policies)]
+    # Each probe env must finish whole episodes, or the probe counts only the short (failed) ones.
+    from rlx.run import _episode_limit
+
+    probe_steps = max(4_000, 8 * 2 * _episode_limit(env_params))
+    probe = [rollouts(agent, pol, jax.random.fold_in(k_collect, i), num_steps=probe_steps)
+             for i, pol in enumerate(policies)]
     probe_returns = [float(p.episode_returns().mean()) if len(p.episode_returns()) else float("nan")
                      for p in probe]
     expert = rollouts(agent, policies[-1], jax.random.fold_in(k_collect, 10_000), num_steps=num_steps)
