@@ -17,10 +17,8 @@ The actor is deterministic, μ(s) = tanh(MLP(s)) ∈ (−1, 1)^A. Defaults are t
 α = 2.5, policy_delay 2, smoothing σ 0.2 clipped at 0.5, 256×256 ReLU, lr 3e-4, batch 256,
 γ 0.99, τ 0.005, observations standardised by the dataset's mean and std (+1e-3).
 
-The BC term is :func:`rlx.objectives.td3bc_actor`'s: the squared distance summed over the
-action dimensions, averaged over the batch. The paper's reference code averages over the
-action dimensions as well, so for |A| > 1 its BC term is |A| times smaller than this one
-(for one-dimensional actions, e.g. Pendulum, the two are identical).
+The BC term is :func:`rlx.objectives.td3bc_actor`'s: the squared error averaged over the
+batch and the action dimensions, as in the paper's reference code.
 
 The delayed actor update is a ``lax.cond`` on the global step. When ``steps_per_iteration``
 is a multiple of ``policy_delay`` the predicate depends on the scan index alone, so it is
@@ -173,7 +171,7 @@ def make(config: TD3BCConfig, dataset: data.Dataset, env, env_params, name: str 
         q = critic.apply(critic_params, batch.obs, pi)[0]
         loss = objectives.td3bc_actor(q, pi, batch.action, alpha=hp.alpha)
         lam = hp.alpha / jnp.mean(jnp.abs(q))
-        return loss, (lam, jnp.mean(jnp.sum((pi - batch.action) ** 2, -1)))
+        return loss, (lam, jnp.mean((pi - batch.action) ** 2))
 
     def gradient_step(state: TD3BCState, hp: TD3BCHparams, key, step):
         """One critic step; actor and targets too if ``step % policy_delay == 0``."""

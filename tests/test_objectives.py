@@ -473,3 +473,36 @@ def test_user_function_plugs_in(monkeypatch):
 
     with pytest.raises(ValueError, match="no default"):
         obj.register("bad", bad)
+
+
+def test_td3bc_actor_by_hand():
+    """Q = [1, −3]: mean Q = −1, mean|Q| = 2, so λ = α/mean|Q| = 1.25 and −λ·mean Q = 1.25.
+    BC: mean over batch and action dims of (π − a)² = mean([0.25, 0, 1, 4]) = 1.3125."""
+    q = jnp.array([1.0, -3.0])
+    pi = jnp.array([[0.5, 0.0], [1.0, 2.0]])
+    a = jnp.array([[0.0, 0.0], [0.0, 0.0]])
+    loss = obj.td3bc_actor(q, pi, a, alpha=2.5)
+    np.testing.assert_allclose(loss, -1.25 * -1.0 + 1.3125, rtol=1e-6)
+    # λ is a constant: the gradient in Q is −λ/B per entry
+    np.testing.assert_allclose(jax.grad(lambda q: obj.td3bc_actor(q, pi, a, alpha=2.5))(q), [-0.625, -0.625])
+
+
+def test_cql_penalty_by_hand():
+    """T·logsumexp(q/T) − q_data, averaged: rows [0, 0] → log 2, [1, 3] → log(e + e³)."""
+    q_data = jnp.array([0.5, 2.0])
+    q_sampled = jnp.array([[0.0, 0.0], [1.0, 3.0]])
+    expected = np.mean([np.log(2.0) - 0.5, np.log(np.e + np.e**3) - 2.0])
+    np.testing.assert_allclose(obj.cql_penalty(q_data, q_sampled), expected, rtol=1e-6)
+    t = 2.0
+    expected_t = np.mean([t * np.log(2.0) - 0.5, t * np.log(np.exp(0.5) + np.exp(1.5)) - 2.0])
+    np.testing.assert_allclose(obj.cql_penalty(q_data, q_sampled, temperature=t), expected_t, rtol=1e-6)
+
+
+def test_awr_weights_by_hand():
+    adv = jnp.array([0.0, 1.0, 10.0])
+    np.testing.assert_allclose(obj.awr_weights(adv, beta=2.0, max_weight=100.0),
+                               [1.0, np.exp(2.0), 100.0], rtol=1e-6)
+    lp = jnp.array([-1.0, -2.0, -3.0])
+    np.testing.assert_allclose(obj.awr_actor(lp, adv, beta=2.0, max_weight=100.0),
+                               -np.mean([1.0 * -1.0, np.exp(2.0) * -2.0, 100.0 * -3.0]), rtol=1e-6)
+    assert np.all(jax.grad(lambda a: obj.awr_actor(lp, a).sum())(adv) == 0)  # weights are constants

@@ -36,16 +36,17 @@ def awr_actor(log_prob: Array, advantage: Array, *, beta: Array | float = 3.0,
 
 
 def td3bc_actor(q: Array, policy_action: Array, data_action: Array, *, alpha: Array | float = 2.5) -> Array:
-    """TD3+BC actor loss: −λ·mean Q(s, π(s)) + mean‖π(s) − a‖², λ = α / mean|Q| (Fujimoto & Gu 2021).
+    """TD3+BC actor loss: −λ·mean Q(s, π(s)) + mean (π(s) − a)², λ = α / mean|Q| (Fujimoto & Gu 2021).
 
-    λ normalises the Q term's scale; it is held constant (gradient stopped).
+    λ normalises the Q term's scale; it is held constant (gradient stopped). The behaviour-cloning
+    term is the mean squared error over batch *and* action dimensions, as in the paper's code.
 
     Args:
       q: [B] Q(s, π(s)).
       policy_action, data_action: [B, A].
     """
     lam = jax.lax.stop_gradient(alpha / jnp.mean(jnp.abs(q)))
-    return -lam * jnp.mean(q) + jnp.mean(jnp.sum((policy_action - data_action) ** 2, axis=-1))
+    return -lam * jnp.mean(q) + jnp.mean((policy_action - data_action) ** 2)
 
 
 def cql_penalty(q_data: Array, q_sampled: Array, *, temperature: Array | float = 1.0) -> Array:
