@@ -125,8 +125,9 @@ def make_datasets(env_id: str, qualities, num_steps: int, seed: int = 0, chunks:
 
     expert: the final policy (stochastic). medium: the first of ``chunks`` policies saved along
     training whose normalised score is within 30–60, else the one closest to 45.
-    medium-replay: rollouts of every saved policy up to medium, in equal shares (PPO keeps no
-    replay buffer, so this is the on-policy analogue of D4RL's "replay buffer up to medium").
+    medium-replay: rollouts of the untrained policy and of every saved policy up to medium, in
+    equal shares (PPO keeps no replay buffer, so this is the on-policy analogue of D4RL's
+    "replay buffer up to medium").
     medium-expert: half each. Reference returns: R_random from uniformly random actions,
     R_expert from the expert's own rollouts. Deterministic given ``seed``; PPO's recipe per env
     is ``_PPO_RECIPES`` (default PPO settings for an env without one).
@@ -155,7 +156,7 @@ def make_datasets(env_id: str, qualities, num_steps: int, seed: int = 0, chunks:
     per_chunk = max(1, agent.num_iterations // chunks)
     advance = jax.jit(lambda s: jax.lax.scan(lambda s, _: agent.update(s, hp), s, None, per_chunk)[0])
     state = agent.init(k_train, hp)
-    policies = []
+    policies = [agent.policy(state)]  # the untrained policy: where a replay buffer starts
     from tqdm.auto import tqdm
 
     for _ in tqdm(range(chunks), desc=f"training PPO on {env_id}", disable=not progress):
@@ -177,14 +178,14 @@ def make_datasets(env_id: str, qualities, num_steps: int, seed: int = 0, chunks:
     if "random" in out:
         out["random"] = out["random"].replace_metadata(ref_expert_return=r_expert)
     scores = [100 * (r - r_random) / (r_expert - r_random) for r in probe_returns]
-    inside = [i for i, s in enumerate(scores) if 30 <= s <= 60]
-    medium_at = inside[0] if inside else int(np.nanargmin([abs(s - 45) for s in scores]))
+    inside = [i for i, s in enumerate(scores) if 30 <= s <= 60 and i > 0]
+    medium_at = inside[0] if inside else 1 + int(np.nanargmin([abs(s - 45) for s in scores[1:]]))
     tag = lambda q: dataclasses.replace(meta, source=f"{q}: {meta.source}")
     if "expert" in qualities:
         out["expert"] = expert.replace(metadata=tag("expert"))
     medium = rollouts(agent, policies[medium_at], jax.random.fold_in(k_collect, 20_000), num_steps=num_steps)
     if "medium" in qualities:
-        out["medium"] = medium.replace(metadata=tag(f"medium (policy {medium_at + 1}/{chunks})"))
+        out["medium"] = medium.replace(metadata=tag(f"medium (policy {medium_at}/{chunks})"))
     if "medium-expert" in qualities:
         half = num_steps // 2
         out["medium-expert"] = _concat([_concat([medium], half, meta), expert], num_steps, tag("medium-expert"))
