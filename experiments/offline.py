@@ -36,7 +36,7 @@ RESULTS = os.path.join(os.path.dirname(__file__), "results")
 TIERS = ("random", "medium", "medium-replay", "expert")
 RUN_ORDER = ("medium", "medium-replay", "expert", "random")  # the informative tiers first
 # label -> CLI agent name (":divergence" for the dual-V family)
-AGENTS = {"IQL": "iql", "CQL": "cql", "TD3+BC": "td3bc", "AWAC": "awac", "f-DVL χ²": "fdvl:chi2",
+AGENTS = {"IQL": "iql", "CQL": "cql", "CQL-Lagrange": "cql+lagrange", "TD3+BC": "td3bc", "AWAC": "awac", "f-DVL χ²": "fdvl:chi2",
           "f-DVL TV": "fdvl:tv", "XQL": "xql"}
 ENVS = {"Pendulum-v1": ("offline_pendulum", "pendulum", {}),
         # IQL's locomotion settings: standardised observations, rewards scaled by the episode range.
@@ -45,7 +45,9 @@ ENVS = {"Pendulum-v1": ("offline_pendulum", "pendulum", {}),
 
 def build(label: str, steps: int, ds, env, params, overrides: dict):
     name, _, divergence = AGENTS[label].partition(":")
+    name, _, flag = name.partition("+")  # "cql+lagrange": a boolean config field set
     module = importlib.import_module(OFFLINE[name].module)
+    overrides = {**overrides, **({flag: True} if flag else {})}
     config = module.Config(total_steps=steps, steps_per_iteration=500,
                            **{k: v for k, v in overrides.items() if hasattr(module.Config, k)})
     if name in ("iql", "fdvl", "xql"):
