@@ -17,7 +17,7 @@ demo: $(VENV)/.installed
 
 # The whole test suite, two workers (one per core).
 test: $(VENV)/.installed
-	$(PY) -m pytest -n 2 -q
+	$(PY) -m pytest -n 2 -q --durations=15
 
 # rlx against the anchors (rejax, Stable-Baselines3) in one run; see experiments/bench/README.md.
 bench: $(VENV)/.installed

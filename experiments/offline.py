@@ -62,12 +62,17 @@ def main():
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--data-steps", type=int, default=20_000)
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=INT",
+                    help="override an integer config field of the agents that have it, e.g. "
+                         "num_sampled_actions=3 (recorded in results.json)")
     args = ap.parse_args()
     labels = [a.strip() for a in args.agents.split(",")]
     unknown = [a for a in labels if a not in AGENTS]
     if unknown:
         raise SystemExit(f"unknown agents {unknown}; choose from {', '.join(AGENTS)}")
     folder, prefix, overrides = ENVS[args.env]
+    sets = dict(item.split("=", 1) for item in args.set)
+    overrides = {**overrides, **{k: int(v) for k, v in sets.items()}}
     out = os.path.join(RESULTS, folder)
     os.makedirs(os.path.join(out, "data"), exist_ok=True)
     env, params = envs.make(args.env)
@@ -103,6 +108,7 @@ def main():
             final = np.asarray(metrics["eval/return"])[:, -1]
             scores = ds.normalized_score(final)
             results["scores"].setdefault(tier, {})[label] = {
+                "config": {k: v for k, v in overrides.items() if hasattr(agent.config, k)},
                 "normalized_score": scores.tolist(), "mean": float(scores.mean()), "std": float(scores.std()),
                 "final_return": final.tolist(), "wall_s": time.perf_counter() - t0}
             print(f"{tier:14s} {label:9s} {scores.mean():7.1f} ± {scores.std():5.1f}   "
