@@ -43,7 +43,7 @@ from flax import struct
 
 from rlx import critics, data, envs, objectives
 from rlx.agent import Agent
-from rlx.agents.iql import GaussianActor, gaussian_log_prob
+from rlx.agents.iql import GaussianActor, Policy, gaussian_act, gaussian_log_prob
 from rlx.config import ConfigError, check_choice, check_hidden, check_positive_int
 
 
@@ -79,13 +79,6 @@ class AWACState:
     opt_state: Any
     key: jax.Array
     iteration: jax.Array
-
-
-@struct.dataclass
-class Policy:
-    actor: Any
-    obs_mean: jax.Array
-    obs_std: jax.Array
 
 
 REWARD_SCALES = data.REWARD_SCALES
@@ -216,9 +209,7 @@ def make(config: AWACConfig, dataset: data.Dataset, env, env_params, name: str =
     def policy(state: AWACState) -> Policy:
         return Policy(state.params["actor"], obs_mean, obs_std)
 
-    def act(pol: Policy, obs, key, deterministic: bool = False):
-        mean, log_std = actor.apply(pol.actor, (obs - pol.obs_mean) / pol.obs_std)
-        return mean if deterministic else sample(mean, log_std, key)
+    act = gaussian_act(actor)
 
     update.losses = losses
     eval_env = envs.RescaleAction(env, prep.action_low, prep.action_high)

@@ -92,6 +92,21 @@ class GaussianActor(nn.Module):
         return mean, jnp.clip(log_std, -5.0, 2.0)
 
 
+def gaussian_act(actor: GaussianActor):
+    """The ``act`` of an agent whose policy is a :class:`Policy` of ``actor`` (IQL, AWAC, BC, ReCOIL).
+
+    Observations are standardised as in training; deterministic: the mode tanh(μ); otherwise a
+    Gaussian sample clipped to [−1, 1].
+    """
+    def act(pol: Policy, obs, key, deterministic: bool = False):
+        mean, log_std = actor.apply(pol.actor, (obs - pol.obs_mean) / pol.obs_std)
+        if deterministic:
+            return mean
+        return jnp.clip(mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape), -1.0, 1.0)
+
+    return act
+
+
 REWARD_SCALES = data.REWARD_SCALES
 CRITIC_LOSSES = ("squared_error", "huber")
 
@@ -190,11 +205,7 @@ def make(config: IQLConfig, dataset: data.Dataset, env, env_params, value_loss: 
     def policy(state: IQLState) -> Policy:
         return Policy(state.params["actor"], obs_mean, obs_std)
 
-    def act(pol: Policy, obs, key, deterministic: bool = False):
-        mean, log_std = actor.apply(pol.actor, (obs - pol.obs_mean) / pol.obs_std)
-        if deterministic:
-            return mean
-        return jnp.clip(mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape), -1.0, 1.0)
+    act = gaussian_act(actor)
 
     eval_env = envs.RescaleAction(env, prep.action_low, prep.action_high)
     return Agent(name=name, config=config, env=env, env_params=env_params, spec=spec, init=init, update=update,

@@ -89,7 +89,7 @@ from flax import struct
 
 from rlx import critics, data, envs, nets, objectives
 from rlx.agent import Agent
-from rlx.agents.iql import GaussianActor, Policy, gaussian_log_prob
+from rlx.agents.iql import GaussianActor, Policy, gaussian_act, gaussian_log_prob
 from rlx.config import ConfigError, check_choice, check_hidden, check_positive_int
 
 VALUE_LOSSES = ("gumbel", "expectile")
@@ -292,11 +292,7 @@ def make(config: ReCOILConfig, expert: data.Dataset, dataset: data.Dataset, env,
     def policy(state: ReCOILState) -> Policy:
         return Policy(state.params["actor"], obs_mean, obs_std)
 
-    def act(pol: Policy, obs, key, deterministic: bool = False):
-        mean, log_std = actor.apply(pol.actor, (obs - pol.obs_mean) / pol.obs_std)
-        if deterministic:
-            return mean
-        return jnp.clip(mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape), -1.0, 1.0)
+    act = gaussian_act(actor)
 
     eval_env = envs.RescaleAction(env, prep.action_low, prep.action_high)
     return Agent(name=name, config=config, env=env, env_params=env_params, spec=spec, init=init, update=update,
