@@ -44,7 +44,7 @@ from flax import struct
 from rlx import critics, data, envs, objectives
 from rlx.agent import Agent
 from rlx.agents.iql import GaussianActor, Policy, gaussian_act, gaussian_log_prob
-from rlx.config import ConfigError, check_choice, check_hidden, check_positive_int
+from rlx.config import ConfigError, check_offline
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,24 +88,8 @@ CRITIC_LOSSES = ("squared_error", "huber")
 
 def validate(config: AWACConfig, spec: envs.EnvSpec, dataset: data.Dataset) -> None:
     """Every check that can be made before compiling; errors name the field and what it accepts."""
-    owner = "AWACConfig"
-    if not isinstance(config, AWACConfig):
-        raise ConfigError(f"config must be an AWACConfig, got {type(config).__name__}")
-    for f in ("total_steps", "steps_per_iteration", "batch_size", "num_action_samples"):
-        check_positive_int(owner, f, getattr(config, f))
-    check_hidden(owner, "hidden", config.hidden)
-    if not isinstance(config.normalize_obs, bool):
-        raise ConfigError(f"{owner}.normalize_obs={config.normalize_obs!r}: must be True or False")
-    check_choice(owner, "reward_scale", config.reward_scale, REWARD_SCALES)
-    check_choice(owner, "weights", config.weights, WEIGHTS)
-    check_choice(owner, "critic_loss", config.critic_loss, CRITIC_LOSSES)
-    if spec.discrete:
-        raise ConfigError(f"AWAC here needs a continuous action space; the env has {spec.num_actions} discrete actions")
-    if config.total_steps < config.steps_per_iteration:
-        raise ConfigError(f"{owner}.total_steps={config.total_steps} is smaller than one iteration "
-                          f"(steps_per_iteration={config.steps_per_iteration})")
-    if config.reward_scale == "episode_range" and len(dataset.episode_returns()) < 2:
-        raise ConfigError(f"{owner}.reward_scale='episode_range' needs at least 2 complete episodes in the dataset")
+    check_offline(config, AWACConfig, spec, agent="AWAC", dataset=dataset, positive_ints=("num_action_samples",),
+                  choices={"reward_scale": REWARD_SCALES, "weights": WEIGHTS, "critic_loss": CRITIC_LOSSES})
 
 
 def default_hparams() -> AWACHparams:

@@ -25,7 +25,7 @@ from flax import struct
 from rlx import data, envs
 from rlx.agent import Agent
 from rlx.agents.iql import GaussianActor, Policy, gaussian_act, gaussian_log_prob
-from rlx.config import ConfigError, check_hidden, check_positive_int
+from rlx.config import check_offline
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,19 +53,8 @@ class BCState:
 
 
 def validate(config: BCConfig, spec: envs.EnvSpec) -> None:
-    owner = "BCConfig"
-    if not isinstance(config, BCConfig):
-        raise ConfigError(f"config must be a BCConfig, got {type(config).__name__}")
-    for f in ("total_steps", "steps_per_iteration", "batch_size"):
-        check_positive_int(owner, f, getattr(config, f))
-    check_hidden(owner, "hidden", config.hidden)
-    if not isinstance(config.normalize_obs, bool):
-        raise ConfigError(f"{owner}.normalize_obs={config.normalize_obs!r}: must be True or False")
-    if spec.discrete:
-        raise ConfigError(f"BC here needs a continuous action space; the env has {spec.num_actions} discrete actions")
-    if config.total_steps < config.steps_per_iteration:
-        raise ConfigError(f"{owner}.total_steps={config.total_steps} is smaller than one iteration "
-                          f"(steps_per_iteration={config.steps_per_iteration})")
+    """Every check that can be made before compiling; errors name the field and what it accepts."""
+    check_offline(config, BCConfig, spec, agent="BC")
 
 
 def default_hparams() -> BCHparams:

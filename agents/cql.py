@@ -46,7 +46,7 @@ from flax import struct
 
 from rlx import critics, data, envs, nets, objectives
 from rlx.agent import Agent
-from rlx.config import ConfigError, check_choice, check_hidden, check_positive_int
+from rlx.config import ConfigError, check_offline
 from rlx.distributions import mode
 
 
@@ -108,28 +108,14 @@ BC_ACTION_EPS = 1e-5  # data actions are pulled this far inside (−1, 1) before
 
 def validate(config: CQLConfig, spec: envs.EnvSpec, dataset: data.Dataset) -> None:
     """Every check that can be made before compiling; errors name the field and what it accepts."""
-    owner = "CQLConfig"
-    if not isinstance(config, CQLConfig):
-        raise ConfigError(f"config must be a CQLConfig, got {type(config).__name__}")
-    for f in ("total_steps", "steps_per_iteration", "batch_size", "num_sampled_actions", "num_critics"):
-        check_positive_int(owner, f, getattr(config, f))
-    check_hidden(owner, "hidden", config.hidden)
-    check_choice(owner, "reward_scale", config.reward_scale, REWARD_SCALES)
-    for f in ("normalize_obs", "lagrange"):
-        if not isinstance(getattr(config, f), bool):
-            raise ConfigError(f"{owner}.{f}={getattr(config, f)!r} is not accepted; choose one of: True, False")
+    check_offline(config, CQLConfig, spec, agent="CQL", dataset=dataset,
+                  positive_ints=("num_sampled_actions", "num_critics"), bools=("lagrange",),
+                  choices={"reward_scale": REWARD_SCALES})
     if isinstance(config.bc_steps, bool) or not isinstance(config.bc_steps, int) or config.bc_steps < 0:
-        raise ConfigError(f"{owner}.bc_steps={config.bc_steps!r}: must be a non-negative integer")
-    if spec.discrete:
-        raise ConfigError(f"CQL here needs a continuous action space; the env has {spec.num_actions} discrete actions")
-    if config.total_steps < config.steps_per_iteration:
-        raise ConfigError(f"{owner}.total_steps={config.total_steps} is smaller than one iteration "
-                          f"(steps_per_iteration={config.steps_per_iteration})")
+        raise ConfigError(f"CQLConfig.bc_steps={config.bc_steps!r}: must be a non-negative integer")
     if config.bc_steps >= config.total_steps:
-        raise ConfigError(f"{owner}.bc_steps={config.bc_steps} must be below total_steps={config.total_steps}, "
+        raise ConfigError(f"CQLConfig.bc_steps={config.bc_steps} must be below total_steps={config.total_steps}, "
                           "or the actor never sees the critic")
-    if config.reward_scale == "episode_range" and len(dataset.episode_returns()) < 2:
-        raise ConfigError(f"{owner}.reward_scale='episode_range' needs at least 2 complete episodes in the dataset")
 
 
 def default_hparams() -> CQLHparams:

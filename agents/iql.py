@@ -24,19 +24,17 @@ Actions are mapped to [−1, 1] by the env's bounds; evaluation rescales them ba
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from typing import Any, Callable
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from flax import struct
 
 from rlx import critics, data, envs, nets, objectives
 from rlx.agent import Agent
-from rlx.config import ConfigError, check_choice, check_hidden, check_positive_int
+from rlx.config import check_offline
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,21 +110,9 @@ CRITIC_LOSSES = ("squared_error", "huber")
 
 
 def validate(config: IQLConfig, spec: envs.EnvSpec, dataset: data.Dataset) -> None:
-    owner = "IQLConfig"
-    if not isinstance(config, IQLConfig):
-        raise ConfigError(f"config must be an IQLConfig, got {type(config).__name__}")
-    for f in ("total_steps", "steps_per_iteration", "batch_size"):
-        check_positive_int(owner, f, getattr(config, f))
-    check_hidden(owner, "hidden", config.hidden)
-    check_choice(owner, "reward_scale", config.reward_scale, REWARD_SCALES)
-    check_choice(owner, "critic_loss", config.critic_loss, CRITIC_LOSSES)
-    if spec.discrete:
-        raise ConfigError(f"IQL here needs a continuous action space; the env has {spec.num_actions} discrete actions")
-    if config.total_steps < config.steps_per_iteration:
-        raise ConfigError(f"{owner}.total_steps={config.total_steps} is smaller than one iteration "
-                          f"(steps_per_iteration={config.steps_per_iteration})")
-    if config.reward_scale == "episode_range" and len(dataset.episode_returns()) < 2:
-        raise ConfigError(f"{owner}.reward_scale='episode_range' needs at least 2 complete episodes in the dataset")
+    """Every check that can be made before compiling; errors name the field and what it accepts."""
+    check_offline(config, IQLConfig, spec, agent="IQL", dataset=dataset,
+                  choices={"reward_scale": REWARD_SCALES, "critic_loss": CRITIC_LOSSES})
 
 
 def default_hparams(value_loss: Callable = objectives.expectile) -> IQLHparams:

@@ -90,7 +90,7 @@ from flax import struct
 from rlx import critics, data, envs, nets, objectives
 from rlx.agent import Agent
 from rlx.agents.iql import GaussianActor, Policy, gaussian_act, gaussian_log_prob
-from rlx.config import ConfigError, check_choice, check_hidden, check_positive_int
+from rlx.config import ConfigError, check_offline
 
 VALUE_LOSSES = ("gumbel", "expectile")
 
@@ -131,21 +131,8 @@ class ReCOILState:
 
 
 def validate(config: ReCOILConfig, spec: envs.EnvSpec) -> None:
-    owner = "ReCOILConfig"
-    if not isinstance(config, ReCOILConfig):
-        raise ConfigError(f"config must be a ReCOILConfig, got {type(config).__name__}")
-    for f in ("total_steps", "steps_per_iteration", "batch_size"):
-        check_positive_int(owner, f, getattr(config, f))
-    check_hidden(owner, "hidden", config.hidden)
-    if not isinstance(config.normalize_obs, bool):
-        raise ConfigError(f"{owner}.normalize_obs={config.normalize_obs!r}: must be True or False")
-    check_choice(owner, "value_loss", config.value_loss, VALUE_LOSSES)
-    if spec.discrete:
-        raise ConfigError(f"ReCOIL here needs a continuous action space; the env has {spec.num_actions} "
-                          "discrete actions")
-    if config.total_steps < config.steps_per_iteration:
-        raise ConfigError(f"{owner}.total_steps={config.total_steps} is smaller than one iteration "
-                          f"(steps_per_iteration={config.steps_per_iteration})")
+    """Every check that can be made before compiling; errors name the field and what it accepts."""
+    check_offline(config, ReCOILConfig, spec, agent="ReCOIL", choices={"value_loss": VALUE_LOSSES})
 
 
 def default_hparams() -> ReCOILHparams:

@@ -14,10 +14,8 @@ import argparse
 import dataclasses
 import importlib
 import itertools
-import json
 import os
 import sys
-import time
 import typing
 
 AGENTS = {"ppo": "rlx.agents.ppo", "sac": "rlx.agents.sac", "td3": "rlx.agents.td3"}
@@ -240,7 +238,6 @@ def train_command(argv: list[str]) -> dict:
 def run_training(agent_name: str, module, args) -> dict:
     """Validate everything, compile once, run the whole grid × seeds, write the outputs."""
     import jax
-    import jax.numpy as jnp
     import numpy as np
 
     from rlx import envs, objectives, report
