@@ -23,9 +23,10 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 import optax
+from jax.flatten_util import ravel_pytree
 from flax import struct
 
-from rlx import envs, nets, objectives
+from rlx import distributions, envs, nets, objectives
 from rlx.advantages import gae
 from rlx.agent import Agent
 from rlx.config import ConfigError, check_choice, check_hidden, check_positive_int
@@ -181,7 +182,7 @@ def make(config: PPOConfig, env, env_params, objective: str | Callable | objecti
         params = {"actor": actor.init(k_actor, dummy), "critic": critic.init(k_critic, dummy)}
         obs, env_state = train_env.reset(k_env, ep)
         adapted = surrogate.adapt_init(hp.objective) if surrogate.adapt_init else {}
-        return PPOState(params, adam.init(params), env_state, obs, ep, adapted, key, jnp.int32(0))
+        return PPOState(params, adam.init(ravel_pytree(params)[0]), env_state, obs, ep, adapted, key, jnp.int32(0))
 
     def loss_fn(params, hp, mb: Sample, progress, objective_hp):
         dist = actor.apply(params["actor"], mb.obs)
@@ -211,18 +212,21 @@ def make(config: PPOConfig, env, env_params, objective: str | Callable | objecti
         # 1. Rollout: num_steps steps of num_envs envs. The loop carries only what the next
         # step needs; values and log-probabilities are computed afterwards in one batched
         # pass, which is much cheaper on a CPU than a network call per step.
-        def env_step(carry, _):
-            env_state, obs, key, ep_return_sum, ep_count = carry
-            key, k_act, k_env = jax.random.split(key, 3)
-            action = actor.apply(state.params["actor"], obs).sample(seed=k_act)
+        def env_step(carry, step_keys):
+            env_state, obs, ep_return_sum, ep_count = carry
+            k_act, k_env = step_keys
+            action = distributions.sample(actor.apply(state.params["actor"], obs), k_act)
             next_obs, env_state, reward, terminated, truncated, info = train_env.step(k_env, env_state, action, ep)
             t = Transition(obs, action, reward.astype(jnp.float32), terminated, truncated, info["final_observation"])
-            carry = (env_state, next_obs, key, ep_return_sum + info["episode_return"].sum(),
+            carry = (env_state, next_obs, ep_return_sum + info["episode_return"].sum(),
                      ep_count + info["episode_done"].sum())
             return carry, t
 
-        carry = (state.env_state, state.obs, state.key, jnp.float32(0.0), jnp.int32(0))
-        (env_state, obs, key, ep_return_sum, ep_count), traj = jax.lax.scan(env_step, carry, None, config.num_steps)
+        # Every step's keys are split up front: one hash for the whole rollout instead of one per step.
+        key, k_rollout = jax.random.split(state.key)
+        carry = (state.env_state, state.obs, jnp.float32(0.0), jnp.int32(0))
+        (env_state, obs, ep_return_sum, ep_count), traj = jax.lax.scan(
+            env_step, carry, jax.random.split(k_rollout, (config.num_steps, 2)))
 
         # 2. Advantages. final_obs[t] is the true next state s'_t (the last observation of an
         # episode that ended at t), so one batched critic pass gives V(s'_t) for every t.
@@ -238,13 +242,18 @@ def make(config: PPOConfig, env, env_params, objective: str | Callable | objecti
         samples = Sample(traj.obs, traj.action, old_log_prob, value, advantage, target)
         flat = jax.tree.map(lambda x: x.reshape((batch_size,) + x.shape[2:]), samples)
 
+        # The optimiser works on all parameters as one flat vector: clipping, Adam and the step
+        # are then a few kernels instead of a few per weight matrix (Adam is elementwise, so the
+        # arithmetic is the same). The loss sees them unflattened.
+        flat_params, unflatten = ravel_pytree(state.params)
+
         def minibatch_step(carry, mb):
-            params, opt_state = carry
-            grads, metrics = jax.grad(loss_fn, has_aux=True)(params, hp, mb, progress, objective_hp)
+            flat, opt_state = carry
+            grads, metrics = jax.grad(lambda f: loss_fn(unflatten(f), hp, mb, progress, objective_hp),
+                                      has_aux=True)(flat)
             grads, _ = optax.clip_by_global_norm(hp.max_grad_norm).update(grads, optax.EmptyState())
             updates, opt_state = adam.update(grads, opt_state)
-            params = jax.tree.map(lambda p, u: p - lr * u, params, updates)
-            return (params, opt_state), metrics
+            return (flat - lr * updates, opt_state), metrics
 
         def epoch(carry, key):
             perm = jax.random.permutation(key, batch_size)
@@ -253,8 +262,9 @@ def make(config: PPOConfig, env, env_params, objective: str | Callable | objecti
             return jax.lax.scan(minibatch_step, carry, shuffled)
 
         key, k_epochs = jax.random.split(key)
-        (params, opt_state), metrics = jax.lax.scan(epoch, (state.params, state.opt_state),
-                                                    jax.random.split(k_epochs, config.update_epochs))
+        (flat_params, opt_state), metrics = jax.lax.scan(epoch, (flat_params, state.opt_state),
+                                                         jax.random.split(k_epochs, config.update_epochs))
+        params = unflatten(flat_params)
         metrics = jax.tree.map(jnp.mean, metrics)
 
         # 4. Adaptive objectives (e.g. adaptive KL) move their coefficients once per iteration.

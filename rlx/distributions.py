@@ -5,6 +5,7 @@ distrax depends on tfp-nightly; if that ever breaks, only this file changes.
 from __future__ import annotations
 
 import distrax
+import jax
 import jax.numpy as jnp
 
 
@@ -25,6 +26,18 @@ def tanh_gaussian(mean, log_std):
     """
     base = distrax.MultivariateNormalDiag(mean, jnp.exp(log_std))
     return distrax.Transformed(base, distrax.Block(distrax.Tanh(), ndims=1))
+
+
+def sample(dist, key):
+    """``dist.sample(seed=key)``; for a categorical, without distrax's per-draw validity checks.
+
+    distrax's categorical sampler also computes the probabilities to test them for NaN on every
+    draw: four extra kernels in the innermost loop of an on-policy rollout. The draw itself is
+    the same ``jax.random.categorical`` (Gumbel-max on the normalised logits).
+    """
+    if isinstance(dist, distrax.Categorical):
+        return jax.random.categorical(key, dist.logits, axis=-1)
+    return dist.sample(seed=key)
 
 
 def mode(dist):

