@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 
-from .spaces import EnvSpec, spec
+from .spaces import EnvSpec, episode_limit, spec
 from .wrappers import (AutoReset, ClipAction, EpisodeStats, NormalizeObservation, NormalizeState,
                        RescaleAction, VecEnv, Wrapper, normalize, with_statistics)
 
@@ -72,5 +72,5 @@ def make(env_id: str, **kwargs):
     return EpisodeStats(env), params
 
 
-__all__ = ["make", "env_ids", "validate_id", "spec", "EnvSpec", "Wrapper", "AutoReset", "EpisodeStats",
+__all__ = ["make", "env_ids", "validate_id", "spec", "EnvSpec", "episode_limit", "Wrapper", "AutoReset", "EpisodeStats",
            "ClipAction", "RescaleAction", "VecEnv", "NormalizeObservation", "NormalizeState", "normalize", "with_statistics"]

@@ -41,3 +41,11 @@ def spec(env, env_params) -> EnvSpec:
     low = np.broadcast_to(np.asarray(act_space.low, np.float32), shape)
     high = np.broadcast_to(np.asarray(act_space.high, np.float32), shape)
     return EnvSpec(obs_shape, False, shape[0], tuple(map(float, low)), tuple(map(float, high)))
+
+
+def episode_limit(env_params, default: int = 1000) -> int:
+    """The env's time limit (``max_steps_in_episode``), or ``default`` when it has none or it is traced."""
+    try:
+        return int(getattr(env_params, "max_steps_in_episode", None))
+    except TypeError:  # None, or a traced value inside jit (jax's ConcretizationTypeError is a TypeError)
+        return default

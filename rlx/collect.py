@@ -163,9 +163,7 @@ def make_datasets(env_id: str, qualities, num_steps: int, seed: int = 0, chunks:
         state = advance(state)
         policies.append(agent.policy(state))
     # Each probe env must finish whole episodes, or the probe counts only the short (failed) ones.
-    from rlx.run import _episode_limit
-
-    probe_steps = max(4_000, 8 * 2 * _episode_limit(env_params))
+    probe_steps = max(4_000, 8 * 2 * envs.episode_limit(env_params))
     probe = [rollouts(agent, pol, jax.random.fold_in(k_collect, i), num_steps=probe_steps)
              for i, pol in enumerate(policies)]
     probe_returns = [float(p.episode_returns().mean()) if len(p.episode_returns()) else float("nan")

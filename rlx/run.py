@@ -59,7 +59,7 @@ def evaluate(agent: Agent, policy, key, env_params=None, *, num_episodes: int = 
     episode counts. Returns ``(mean_return, per_episode_returns [num_episodes])``.
     """
     env_params = agent.env_params if env_params is None else env_params
-    max_steps = max_steps or _episode_limit(agent.env_params)
+    max_steps = max_steps or envs.episode_limit(agent.env_params)
     vec = envs.VecEnv(agent.eval_env, num_episodes)
     key, k_reset = jax.random.split(key)
     obs, env_state = vec.reset(k_reset, env_params)
@@ -77,14 +77,6 @@ def evaluate(agent: Agent, policy, key, env_params=None, *, num_episodes: int = 
     init = (obs, env_state, jnp.zeros(num_episodes, bool), jnp.zeros(num_episodes, jnp.float32))
     (_, _, _, returns), _ = jax.lax.scan(step, init, jax.random.split(key, max_steps))
     return returns.mean(), returns
-
-
-def _episode_limit(env_params) -> int:
-    limit = getattr(env_params, "max_steps_in_episode", None)
-    try:
-        return int(limit)
-    except (TypeError, jax.errors.ConcretizationTypeError):
-        return 1000
 
 
 def make_train(agent: Agent, num_iterations: Optional[int] = None, *, eval_every: Optional[int] = None,

@@ -123,6 +123,10 @@ def main():
     results["jaxcorl"] = anchor_runs
     results["ceiling_end"] = run(raw, "matmul_ceiling_end", [MAIN, os.path.join(HERE, "matmul_ceiling.py")],
                                  quiet=True)
+    # The same chain at IQL's own shape ([256, 256] @ [256, 256]): what a program made only of
+    # these matmuls reaches here, i.e. the most the utilisation column could show.
+    results["ceiling_b256"] = run(raw, "matmul_ceiling_b256", [MAIN, os.path.join(HERE, "matmul_ceiling.py"),
+                                                               "--batch", "256", "--iters", "2000"], quiet=True)
     load_end = os.getloadavg()
 
     summary = summarise(results, anchor_runs, anchor_error, args)
@@ -220,6 +224,7 @@ def summarise(results, anchor_runs, anchor_error, args):
             "matmul_ceiling_gflops": ceiling,
             "matmul_ceiling_start_end_gflops": [results["ceiling_start"]["gflops_per_s"],
                                                 results["ceiling_end"]["gflops_per_s"]],
+            "matmul_b256_gflops": results["ceiling_b256"]["gflops_per_s"],
             "anchor": anchor_info, "rows": rows, "targets": targets}
 
 
@@ -264,7 +269,10 @@ def markdown(s):
              f"{fl('rlx_s1')} MFLOP, JAX-CORL {fl('anchor_s1')} MFLOP: the programs differ slightly, e.g. the "
              "anchor's value net has layer norm) × its steady gradient steps/s. Utilisation = GFLOP/s ÷ the "
              f"dense 256-wide matmul ceiling measured in this run ({ceil0:.0f} GFLOP/s at the start, {ceil1:.0f} at "
-             f"the end; the higher, {s['matmul_ceiling_gflops']:.0f}, is used).")
+             f"the end; the higher, {s['matmul_ceiling_gflops']:.0f}, is used). At IQL's own shape a chain of "
+             f"nothing but [256, 256] @ [256, 256] matmuls reaches {s['matmul_b256_gflops']:.0f} GFLOP/s here, "
+             f"{100 * s['matmul_b256_gflops'] / s['matmul_ceiling_gflops']:.0f}% of that ceiling: the most any "
+             "program of these layers could show.")
     L.append("- Start-up = process launch → ready to run the first gradient step (interpreter, imports, data, "
              "state, compile; rlx's also builds the brax:hopper env its agent evaluates on). Compile is also "
              "shown alone. Steady steps/s = median timed block of "
