@@ -20,7 +20,11 @@ PENDULUM_REF = dict(ref_random_return=-1196.0, ref_expert_return=-164.0)
 
 @pytest.fixture(scope="session")
 def medium():
-    """A PPO policy stopped early (15 iterations ≈ 31k steps) acting stochastically: 20k transitions."""
+    """A PPO policy stopped early (15 iterations ≈ 31k steps) acting stochastically: 20k transitions.
+
+    Its normalised score is ≈ 20 (it depends on PPO's exact random stream: 15 before the rollout
+    keys were split up front). The offline agents' learning tests must beat it.
+    """
     env, params = envs.make("Pendulum-v1")
     cfg = ppo.PPOConfig(total_timesteps=300_000, num_envs=16, num_steps=128, update_epochs=10, num_minibatches=16,
                         normalize_obs=True, clip_value_loss=False)

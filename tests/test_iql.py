@@ -11,8 +11,8 @@ from rlx.run import make_train
 
 def test_iql_beats_its_medium_data(medium):
     ds, env, params = medium
-    agent = iql.make(iql.IQLConfig(total_steps=2500, steps_per_iteration=500), ds, env, params)
-    _, metrics = jax.jit(make_train(agent, eval_every=5, eval_episodes=16))(jax.random.PRNGKey(0),
+    agent = iql.make(iql.IQLConfig(total_steps=4000, steps_per_iteration=500), ds, env, params)
+    _, metrics = jax.jit(make_train(agent, eval_every=8, eval_episodes=16))(jax.random.PRNGKey(0),
                                                                            agent.default_hparams())
     data_score = ds.normalized_score(ds.episode_returns()).mean()
     score = ds.normalized_score(metrics["eval/return"][-1])
