@@ -103,6 +103,9 @@ def add_run_flags(g, *, seeds: int, eval_episodes: int, steps_help: str) -> None
                    help="iterations per jitted call; the progress bar, NaN guard and logs update between "
                         "calls (default: 1/20 of the run, at most --checkpoint-every)")
     g.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs to OUT/tb")
+    g.add_argument("--log-every", type=int, default=None, metavar="K",
+                   help="iterations per row of metrics.csv/json, each row the mean over its K iterations "
+                        "(default: at most 1000 rows per run)")
 
 
 def build_train_parser(agent: str, module) -> argparse.ArgumentParser:
@@ -200,8 +203,8 @@ def run_grid(agent, args, out: str, grid: Grid, meta: dict, desc: str, unit_name
     n_iter = agent.num_iterations
     eval_every = args.eval_every or max(1, n_iter // 20)
     chunk = args.chunk or min(args.checkpoint_every or n_iter, max(1, n_iter // 20))
-    if chunk <= 0 or (args.checkpoint_every is not None and args.checkpoint_every <= 0):
-        raise SystemExit("rlx: --chunk and --checkpoint-every must be positive integers")
+    if chunk <= 0 or any(v is not None and v <= 0 for v in (args.checkpoint_every, getattr(args, "log_every", None))):
+        raise SystemExit("rlx: --chunk, --checkpoint-every and --log-every must be positive integers")
     ckpt = _checkpointer(args, out, {**meta, "num_iterations": n_iter, "eval_every": eval_every,
                                      "eval_episodes": args.eval_episodes}, grid.labels, grid.keys, grid.hp_batch)
     bar = ProgressBar(n_iter, agent.steps_per_iteration, runs=len(grid.labels), desc=desc, unit_name=unit_name,
@@ -299,8 +302,9 @@ def run_training(agent_name: str, module, args) -> dict:
         "versions": {"jax": jax.__version__, "python": sys.version.split()[0]},
     }
     report.write_summary(os.path.join(out, "summary.json"), summary)
-    report.write_metrics_csv(os.path.join(out, "metrics.csv"), metrics, labels, agent.steps_per_iteration)
-    write_metrics_json(os.path.join(out, "metrics.json"), metrics, labels, agent.steps_per_iteration)
+    every = args.log_every or report.log_every(agent.num_iterations)
+    report.write_metrics_csv(os.path.join(out, "metrics.csv"), metrics, labels, agent.steps_per_iteration, every)
+    write_metrics_json(os.path.join(out, "metrics.json"), metrics, labels, agent.steps_per_iteration, every)
     _save_final_params(os.path.join(out, "final_state.npz"), state)
     report.plot_learning_curve(os.path.join(out, "learning_curve.png"), metrics, agent.steps_per_iteration,
                                f"{agent_name} · {args.env} · {os.path.basename(str(objective_name))}",

@@ -79,12 +79,22 @@ class TensorBoard:
             w.close()
 
 
-def write_metrics_json(path: str, metrics: dict, labels: Sequence[dict], steps_per_iteration: int) -> None:
-    """Every metric as lists per run: {"labels": [...], "steps_per_iteration": n, "metrics": {k: [[...]]}}."""
+def write_metrics_json(path: str, metrics: dict, labels: Sequence[dict], steps_per_iteration: int,
+                       every: int = 1) -> None:
+    """Every metric as lists per run: {"labels", "steps_per_iteration", "every", "iteration", "metrics"}.
+
+    Per-iteration metrics are means over windows of ``every`` iterations ending at ``iteration``
+    (see :func:`rlx.report.window_means`); ``eval/*`` entries are kept as they are.
+    """
+    from rlx.report import window_means
+
     def clean(a):
         a = np.asarray(a, np.float64)
         return [[float(x) if np.isfinite(x) else None for x in row] for row in a.reshape(a.shape[0], -1)]
 
+    per_window, last = window_means(metrics, every)
+    evals = {k: v for k, v in metrics.items() if k.startswith("eval/")}
     with open(path, "w") as f:
-        json.dump({"labels": list(labels), "steps_per_iteration": steps_per_iteration,
-                   "metrics": {k: clean(v) for k, v in metrics.items()}}, f)
+        json.dump({"labels": list(labels), "steps_per_iteration": steps_per_iteration, "every": every,
+                   "iteration": last.tolist(),
+                   "metrics": {k: clean(v) for k, v in {**per_window, **evals}.items()}}, f)

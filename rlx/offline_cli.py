@@ -162,8 +162,9 @@ def train_command(agent_name: str, argv: list[str]) -> dict:
     if agent_name == "recoil":
         summary["expert"] = os.path.abspath(args.expert)
     report.write_summary(os.path.join(out, "summary.json"), summary)
-    report.write_metrics_csv(os.path.join(out, "metrics.csv"), metrics, labels, agent.steps_per_iteration)
-    write_metrics_json(os.path.join(out, "metrics.json"), metrics, labels, agent.steps_per_iteration)
+    every = args.log_every or report.log_every(agent.num_iterations)
+    report.write_metrics_csv(os.path.join(out, "metrics.csv"), metrics, labels, agent.steps_per_iteration, every)
+    write_metrics_json(os.path.join(out, "metrics.json"), metrics, labels, agent.steps_per_iteration, every)
     _save_final_params(os.path.join(out, "final_state.npz"), result.state)
     report.plot_eval_curve(os.path.join(out, "learning_curve.png"), metrics, agent.steps_per_iteration,
                            f"{agent.name} · {os.path.basename(args.dataset)}",

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import warnings
 import json
 import os
 from typing import Sequence
@@ -19,22 +20,50 @@ def write_summary(path: str, summary: dict) -> None:
         json.dump(summary, f, indent=2, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
 
 
-def write_metrics_csv(path: str, metrics: dict, labels: Sequence[dict], steps_per_iteration: int) -> None:
-    """One row per (run, iteration): run labels, iteration, env_steps, every scalar metric, eval_return."""
-    per_iter = {k: np.asarray(v) for k, v in metrics.items() if not k.startswith("eval/")}
+def log_every(num_iterations: int, max_rows: int = 1000) -> int:
+    """Iterations per logged row, so a run writes at most ``max_rows`` rows (1 for short runs).
+
+    An off-policy agent's iteration is one env step: logging each one of a 1M-step run would
+    write a million rows per seed.
+    """
+    return max(1, -(-num_iterations // max_rows))
+
+
+def window_means(metrics: dict, every: int) -> tuple[dict, np.ndarray]:
+    """Per-iteration metrics [runs, iterations] as NaN-aware means over windows of ``every`` iterations.
+
+    Returns ``({name: [runs, windows]}, last)``, ``last`` the 1-based iteration that ends each
+    window (a shorter last window keeps the tail). ``eval/*`` entries are left out.
+    """
+    per_iter = {k: np.asarray(v, np.float64) for k, v in metrics.items() if not k.startswith("eval/")}
+    iters = next(iter(per_iter.values())).shape[1]
+    last = np.array(list(range(every, iters, every)) + [iters])
+    first = np.concatenate([[0], last[:-1]])
+    with warnings.catch_warnings():  # a window without a finished episode is NaN, on purpose
+        warnings.simplefilter("ignore", RuntimeWarning)
+        out = {k: np.stack([np.nanmean(v[:, a:b].reshape(v.shape[0], b - a, -1), axis=(1, 2))
+                            for a, b in zip(first, last)], axis=1) for k, v in per_iter.items()}
+    return out, last
+
+
+def write_metrics_csv(path: str, metrics: dict, labels: Sequence[dict], steps_per_iteration: int,
+                      every: int = 1) -> None:
+    """One row per (run, window of ``every`` iterations): run labels, the window's last iteration,
+    env_steps, the window's mean of every scalar metric, and the evaluation return if one fell in it."""
+    per_window, last = window_means(metrics, every)
     eval_ret, eval_it = np.asarray(metrics["eval/return"]), np.asarray(metrics["eval/iteration"])
-    runs, iters = next(iter(per_iter.values())).shape[:2]
-    keys = sorted(per_iter)
+    runs = next(iter(per_window.values())).shape[0]
+    keys = sorted(per_window)
     label_keys = list(labels[0]) if labels else []
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(label_keys + ["iteration", "env_steps"] + keys + ["eval_return"])
         for r in range(runs):
-            evals = dict(zip(eval_it[r].tolist(), eval_ret[r].tolist()))
-            for i in range(iters):
-                it = i + 1
+            window_of_eval = np.searchsorted(last, eval_it[r])  # the window each evaluation falls in
+            evals = dict(zip(window_of_eval.tolist(), eval_ret[r].tolist()))
+            for j, it in enumerate(last.tolist()):
                 row = [labels[r][k] for k in label_keys] + [it, it * steps_per_iteration]
-                row += [_fmt(per_iter[k][r, i]) for k in keys] + [_fmt(evals.get(it, np.nan))]
+                row += [_fmt(per_window[k][r, j]) for k in keys] + [_fmt(evals.get(j, np.nan))]
                 w.writerow(row)
 
 

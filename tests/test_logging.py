@@ -59,6 +59,30 @@ def test_train_writes_csv_json_tensorboard(tmp_path):
     assert [step for step, _ in tags["eval/return"]] == [4 * 128, 8 * 128]
 
 
+def test_log_every_writes_window_means_and_keeps_evaluations(tmp_path):
+    from rlx import report
+
+    # Hand-computed: iterations 1..10, windows of 4 end at 4, 8 and 10 (the tail window is shorter).
+    m = {"loss": np.arange(1.0, 11.0)[None], "episode_return": np.array([[np.nan] * 4 + [3.0] + [np.nan] * 5]),
+         "eval/return": np.array([[5.0, 7.0]]), "eval/iteration": np.array([[5, 10]])}
+    means, last = report.window_means(m, 4)
+    np.testing.assert_allclose(means["loss"], [[2.5, 6.5, 9.5]])
+    np.testing.assert_allclose(means["episode_return"], [[np.nan, 3.0, np.nan]])  # a window with no episode is NaN
+    assert last.tolist() == [4, 8, 10]
+    report.write_metrics_csv(tmp_path / "m.csv", m, [{"seed": 0}], 2, every=4)
+    rows = (tmp_path / "m.csv").read_text().splitlines()
+    assert rows[1:] == ["0,4,8,,2.5,", "0,8,16,3,6.5,5", "0,10,20,,9.5,7"]
+    assert report.log_every(1_000_000) == 1000 and report.log_every(800) == 1
+
+    out = tmp_path / "run"
+    cli.main(["train", "ppo", "--seeds", "1", "--steps", str(8 * 4 * 32), "--num-envs", "4", "--num-steps", "32",
+              "--hidden", "8,8", "--eval-every", "4", "--eval-episodes", "2", "--no-progress", "--log-every", "3",
+              "--out", str(out)])
+    data = json.loads((out / "metrics.json").read_text())
+    assert data["every"] == 3 and data["iteration"] == [3, 6, 8] and len(data["metrics"]["loss/policy"][0]) == 3
+    assert len(data["metrics"]["eval/return"][0]) == 2
+
+
 def read_scalars(directory):
     """Scalars of tensorboardX event files (TFRecord framing: length, crc, event proto, crc)."""
     import struct
