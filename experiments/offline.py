@@ -43,6 +43,29 @@ ENVS = {"Pendulum-v1": ("offline_pendulum", "pendulum", {}),
         "brax:hopper": ("offline_hopper", "hopper", {"normalize_obs": True})}
 
 
+def zero_action_return(env, params, episodes: int = 16) -> float:
+    """Mean return of the policy that always acts 0, over full episodes: a floor the agents must beat.
+
+    On brax:hopper (positional) doing nothing keeps the hopper standing for the whole episode,
+    about 1000 (the healthy reward), so it scores well above our "medium" data.
+    """
+    spec = envs.spec(env, params)
+    limit = envs.episode_limit(params)
+
+    def episode(key):
+        _, state = env.reset(key, params)
+
+        def step(carry, k):
+            state, ret, alive = carry
+            _, state, r, term, trunc, _ = env.step(k, state, jnp.zeros((spec.num_actions,), jnp.float32), params)
+            return (state, ret + alive * r, alive * (1.0 - jnp.logical_or(term, trunc))), None
+
+        (_, ret, _), _ = jax.lax.scan(step, (state, 0.0, 1.0), jax.random.split(key, limit))
+        return ret
+
+    return float(jnp.mean(jax.jit(jax.vmap(episode))(jax.random.split(jax.random.PRNGKey(0), episodes))))
+
+
 def build(label: str, steps: int, ds, env, params, overrides: dict):
     name, _, divergence = AGENTS[label].partition(":")
     name, _, flag = name.partition("+")  # "cql+lagrange": a boolean config field set
@@ -90,6 +113,10 @@ def main():
     if missing:
         for tier, ds in collect.make_datasets(args.env, TIERS, args.data_steps, seed=0).items():
             data.save_npz(ds, path_of(tier))
+    if "zero_action" not in results:
+        ret = zero_action_return(env, params)
+        ref = data.load(path_of("medium"))
+        results["zero_action"] = {"return": ret, "normalized_score": float(ref.normalized_score(ret))}
     for tier in RUN_ORDER:
         ds = data.load(path_of(tier))
         results["datasets"][tier] = {"transitions": len(ds), "episodes": int(len(ds.episode_returns())),
@@ -139,6 +166,8 @@ def plot(results, out):
     ax.set_ylabel("normalised score")
     ax.set_title(f"{results.get('env', 'Pendulum-v1')} offline, {results['steps']} gradient steps, {results['seeds']} seeds (mean ± std)")
     ax.axhline(0, color="k", lw=0.5)
+    if "zero_action" in results:
+        ax.axhline(results["zero_action"]["normalized_score"], color="k", ls="--", lw=0.8, label="zero action")
     ax.legend(fontsize=7, ncol=4)
     fig.tight_layout()
     fig.savefig(os.path.join(out, "scores.png"))
