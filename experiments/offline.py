@@ -13,6 +13,7 @@ re-running skips the cells already there) and scores.png. ``--agents`` picks a s
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import json
 import os
@@ -30,7 +31,7 @@ from rlx import collect, data, envs  # noqa: E402
 from rlx.agents import dual  # noqa: E402
 from rlx.offline_cli import OFFLINE  # noqa: E402
 from rlx.parallel import shard_runs  # noqa: E402
-from rlx.run import make_train  # noqa: E402
+from rlx.run import evaluate, make_train  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results")
 TIERS = ("random", "medium", "medium-replay", "expert")
@@ -43,27 +44,16 @@ ENVS = {"Pendulum-v1": ("offline_pendulum", "pendulum", {}),
         "brax:hopper": ("offline_hopper", "hopper", {"normalize_obs": True})}
 
 
-def zero_action_return(env, params, episodes: int = 16) -> float:
-    """Mean return of the policy that always acts 0, over full episodes: a floor the agents must beat.
+def zero_action_return(agent, episodes: int = 16) -> float:
+    """Mean return of the policy that always acts 0 in ``agent``'s evaluation env: a floor to beat.
 
     On brax:hopper (positional) doing nothing keeps the hopper standing for the whole episode,
     about 1000 (the healthy reward), so it scores well above our "medium" data.
     """
-    spec = envs.spec(env, params)
-    limit = envs.episode_limit(params)
-
-    def episode(key):
-        _, state = env.reset(key, params)
-
-        def step(carry, k):
-            state, ret, alive = carry
-            _, state, r, term, trunc, _ = env.step(k, state, jnp.zeros((spec.num_actions,), jnp.float32), params)
-            return (state, ret + alive * r, alive * (1.0 - jnp.logical_or(term, trunc))), None
-
-        (_, ret, _), _ = jax.lax.scan(step, (state, 0.0, 1.0), jax.random.split(key, limit))
-        return ret
-
-    return float(jnp.mean(jax.jit(jax.vmap(episode))(jax.random.split(jax.random.PRNGKey(0), episodes))))
+    zero = dataclasses.replace(agent, act=lambda policy, obs, key, deterministic=True: jnp.zeros(
+        (agent.spec.num_actions,), jnp.float32))
+    mean, _ = jax.jit(lambda key: evaluate(zero, None, key, num_episodes=episodes))(jax.random.PRNGKey(0))
+    return float(mean)
 
 
 def build(label: str, steps: int, ds, env, params, overrides: dict):
@@ -114,8 +104,8 @@ def main():
         for tier, ds in collect.make_datasets(args.env, TIERS, args.data_steps, seed=0).items():
             data.save_npz(ds, path_of(tier))
     if "zero_action" not in results:
-        ret = zero_action_return(env, params)
         ref = data.load(path_of("medium"))
+        ret = zero_action_return(build(labels[0], args.steps, ref, env, params, overrides))
         results["zero_action"] = {"return": ret, "normalized_score": float(ref.normalized_score(ret))}
     for tier in RUN_ORDER:
         ds = data.load(path_of(tier))

@@ -203,7 +203,7 @@ def run_grid(agent, args, out: str, grid: Grid, meta: dict, desc: str, unit_name
     n_iter = agent.num_iterations
     eval_every = args.eval_every or max(1, n_iter // 20)
     chunk = args.chunk or min(args.checkpoint_every or n_iter, max(1, n_iter // 20))
-    if chunk <= 0 or any(v is not None and v <= 0 for v in (args.checkpoint_every, getattr(args, "log_every", None))):
+    if chunk <= 0 or any(v is not None and v <= 0 for v in (args.checkpoint_every, args.log_every)):
         raise SystemExit("rlx: --chunk, --checkpoint-every and --log-every must be positive integers")
     ckpt = _checkpointer(args, out, {**meta, "num_iterations": n_iter, "eval_every": eval_every,
                                      "eval_episodes": args.eval_episodes}, grid.labels, grid.keys, grid.hp_batch)

@@ -13,6 +13,8 @@ from typing import Sequence
 
 import numpy as np
 
+from rlx.report import window_means
+
 
 class NonFiniteError(FloatingPointError):
     """A loss became NaN or inf; the message names the iteration, the loss term and the runs."""
@@ -86,8 +88,6 @@ def write_metrics_json(path: str, metrics: dict, labels: Sequence[dict], steps_p
     Per-iteration metrics are means over windows of ``every`` iterations ending at ``iteration``
     (see :func:`rlx.report.window_means`); ``eval/*`` entries are kept as they are.
     """
-    from rlx.report import window_means
-
     def clean(a):
         a = np.asarray(a, np.float64)
         return [[float(x) if np.isfinite(x) else None for x in row] for row in a.reshape(a.shape[0], -1)]

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import csv
-import warnings
 import json
 import os
+import warnings
 from typing import Sequence
 
 import numpy as np
