@@ -31,25 +31,10 @@ except (AttributeError, KeyError, ValueError):  # an older or newer jax without 
     pass
 
 
-def _unroll_threefry_on_cpu() -> None:
-    """Lower the threefry hash straight-line on CPU, as jax already does on every other backend.
-
-    On CPU jax lowers each threefry2x32 call (every ``split``, ``normal``, ``categorical``...) to a
-    5-trip while loop, which XLA:CPU runs as a dozen small thunks per trip. An RL program calls it
-    inside its innermost loops, so the straight-line form fuses into one kernel instead. Same hash,
-    bitwise the same numbers; with PPO's flat optimiser it took CartPole's 1-seed compile from 5.8 to
-    5.1 s (experiments/results/bench_ppo_cartpole.json).
-    Uses a private jax module: if it moves, rlx keeps jax's default lowering.
-    """
-    try:
-        from jax._src.interpreters import mlir
-        from jax._src.random import threefry2x32 as threefry
-        mlir.register_lowering(threefry.threefry2x32_p, threefry._threefry2x32_lowering_rule, platform="cpu")
-    except (ImportError, AttributeError):
-        pass
-
-
-_unroll_threefry_on_cpu()
+# jax lowers the threefry hash on CPU as a 5-trip while loop. Registering its straight-line
+# lowering instead (tried in session 3) made PPO CartPole ~12% slower to run and a plain
+# jit(train) 2.5x slower to compile (10.6 vs 4.3 s): the unrolled hashes fuse into kernels of
+# ~2800 ops that LLVM compiles slowly. rlx keeps jax's default.
 
 
 def evaluate(agent: Agent, policy, key, env_params=None, *, num_episodes: int = 8, max_steps: Optional[int] = None,
@@ -212,7 +197,7 @@ def run_population(agent: Agent, keys, hp, env_params=None, *, num_iterations: O
     import time
 
     from rlx.logs import check_finite
-    from rlx.parallel import RunsMesh
+    from rlx.parallel import RunsMesh, vmap_runs
 
     cache = {} if cache is None else cache
     if "prog" not in cache:
@@ -226,8 +211,8 @@ def run_population(agent: Agent, keys, hp, env_params=None, *, num_iterations: O
     mesh = mesh or RunsMesh(runs)
     env_axis = None if env_params is None else 0
     if "init" not in cache:
-        cache["init"] = mesh.jit(jax.vmap(prog.init, in_axes=(0, 0, env_axis)))
-        cache["advance"] = mesh.jit(jax.vmap(prog.advance, in_axes=(0, 0, None, None)), static_argnums=3)
+        cache["init"] = mesh.jit(vmap_runs(prog.init, mesh.padded, in_axes=(0, 0, env_axis)))
+        cache["advance"] = mesh.jit(vmap_runs(prog.advance, mesh.padded, in_axes=(0, 0, None, None)), static_argnums=3)
         cache["compiled"] = {}
     init, advance, compiled = cache["init"], cache["advance"], cache["compiled"]
     keys_s, hp_s = mesh.put(keys), mesh.put(hp)
