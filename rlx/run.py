@@ -31,10 +31,34 @@ except (AttributeError, KeyError, ValueError):  # an older or newer jax without 
     pass
 
 
-# jax lowers the threefry hash on CPU as a 5-trip while loop. Registering its straight-line
-# lowering instead (tried in session 3) made PPO CartPole ~12% slower to run and a plain
-# jit(train) 2.5x slower to compile (10.6 vs 4.3 s): the unrolled hashes fuse into kernels of
-# ~2800 ops that LLVM compiles slowly. rlx keeps jax's default.
+def _threefry_lowering_by_size(min_elements: int = 16) -> None:
+    """On CPU, lower large threefry hashes straight-line and small ones as jax's 5-trip loop.
+
+    jax lowers threefry2x32 on CPU as a loop and everywhere else straight-line. Measured on PPO
+    CartPole (experiments/results/ab_threefry.json): straight-line everywhere made a vmapped batch
+    of 8 seeds faster to run and to compile (183k vs 172k env-steps/s, 4.8 vs 7.0 s), but a single
+    run's tiny per-step hashes (a few values each) fuse into ~2,800-op kernels that LLVM compiles
+    slowly (10.2 vs 4.1 s) and run slower (143k vs 163k). So the choice is made per hash, by size.
+    Uses a private jax module: if it moves, rlx keeps jax's default lowering.
+    """
+    try:
+        import math
+
+        from jax._src.interpreters import mlir
+        from jax._src.random import threefry2x32 as threefry
+
+        def rule(ctx, *args, **params):
+            size = math.prod(ctx.avals_out[0].shape)
+            lower = threefry._threefry2x32_lowering_rule if size >= min_elements else \
+                threefry._threefry2x32_cpu_lowering_rule
+            return lower(ctx, *args, **params)
+
+        mlir.register_lowering(threefry.threefry2x32_p, rule, platform="cpu")
+    except (ImportError, AttributeError):
+        pass
+
+
+_threefry_lowering_by_size()
 
 
 def evaluate(agent: Agent, policy, key, env_params=None, *, num_episodes: int = 8, max_steps: Optional[int] = None,

@@ -2,8 +2,8 @@
 
     .venv/bin/python experiments/bench/ab_threefry.py          # both, each in its own process
 
-jax lowers threefry2x32 on CPU as a 5-trip loop ("rolled", jax's default, what rlx uses) and
-everywhere else straight-line ("unrolled"). Each mode runs in a fresh process and times, for a
+jax lowers threefry2x32 on CPU as a 5-trip loop ("rolled", jax's default) and everywhere else
+straight-line ("unrolled"); rlx picks per hash by size (``rlx.run``), measured in the benchmarks. Each mode runs in a fresh process and times, for a
 plain ``jit(train)`` (one run) and a ``jit(vmap(train))`` of 8 seeds on one XLA device: trace,
 compile and the median of 3 runs of 500k env steps. Writes experiments/results/ab_threefry.json.
 """
@@ -27,10 +27,13 @@ def measure(mode: str) -> dict:
     from rlx.agents import ppo
     from rlx.run import make_train
 
-    if mode == "unrolled":  # the lowering jax uses on GPU/TPU, registered for CPU (private jax API)
-        from jax._src.interpreters import mlir
-        from jax._src.random import threefry2x32 as threefry
+    import rlx.run  # noqa: F401  (registers rlx's own choice, which the modes below replace)
+    from jax._src.interpreters import mlir  # private jax API, fine for an experiment
+    from jax._src.random import threefry2x32 as threefry
+    if mode == "unrolled":  # the lowering jax uses on GPU/TPU
         mlir.register_lowering(threefry.threefry2x32_p, threefry._threefry2x32_lowering_rule, platform="cpu")
+    elif mode == "rolled":  # jax's CPU default
+        mlir.register_lowering(threefry.threefry2x32_p, threefry._threefry2x32_cpu_lowering_rule, platform="cpu")
 
     env, env_params = envs.make("CartPole-v1")
     agent = ppo.make(ppo.PPOConfig(total_timesteps=500_000), env, env_params)
