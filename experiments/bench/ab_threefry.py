@@ -3,7 +3,7 @@
     .venv/bin/python experiments/bench/ab_threefry.py          # both, each in its own process
 
 jax lowers threefry2x32 on CPU as a 5-trip loop ("rolled", jax's default) and everywhere else
-straight-line ("unrolled"); rlx picks per hash by size (``rlx.run``), measured in the benchmarks. Each mode runs in a fresh process and times, for a
+straight-line ("unrolled", what ``rlx.run`` registers for CPU). Each mode runs in a fresh process and times, for a
 plain ``jit(train)`` (one run) and a ``jit(vmap(train))`` of 8 seeds on one XLA device: trace,
 compile and the median of 3 runs of 500k env steps. Writes experiments/results/ab_threefry.json.
 """
@@ -27,7 +27,7 @@ def measure(mode: str) -> dict:
     from rlx.agents import ppo
     from rlx.run import make_train
 
-    import rlx.run  # noqa: F401  (registers rlx's own choice, which the modes below replace)
+    import rlx.run  # noqa: F401  (registers rlx's choice first, so each mode below is explicit)
     from jax._src.interpreters import mlir  # private jax API, fine for an experiment
     from jax._src.random import threefry2x32 as threefry
     if mode == "unrolled":  # the lowering jax uses on GPU/TPU
