@@ -3,8 +3,8 @@
     .venv/bin/python experiments/bench/ab_threefry.py          # both, each in its own process
 
 jax lowers threefry2x32 on CPU as a 5-trip loop ("rolled", jax's default) and everywhere else
-straight-line ("unrolled", what ``rlx.run`` registers for CPU). Each mode runs in a fresh process and times, for a
-plain ``jit(train)`` (one run) and a ``jit(vmap(train))`` of 8 seeds on one XLA device: trace,
+straight-line ("unrolled", what ``rlx.run`` registers for CPU). Each mode runs in a fresh
+process and times, for a plain ``jit(train)`` (one run) and a ``jit(vmap(train))`` of 8 seeds on one XLA device: trace,
 compile and the median of 3 runs of 500k env steps. Writes experiments/results/ab_threefry.json.
 """
 from __future__ import annotations
@@ -25,9 +25,8 @@ def measure(mode: str) -> dict:
 
     from rlx import envs
     from rlx.agents import ppo
-    from rlx.run import make_train
+    from rlx.run import make_train  # importing rlx.run registers rlx's lowering; each mode below overrides it
 
-    import rlx.run  # noqa: F401  (registers rlx's choice first, so each mode below is explicit)
     from jax._src.interpreters import mlir  # private jax API, fine for an experiment
     from jax._src.random import threefry2x32 as threefry
     if mode == "unrolled":  # the lowering jax uses on GPU/TPU
