@@ -85,7 +85,7 @@ class GaussianActor(nn.Module):
     @nn.compact
     def __call__(self, obs):
         x = nets.MLP(self.hidden, "relu")(obs)
-        mean = jnp.tanh(nn.Dense(self.action_dim)(x))
+        mean = jnp.tanh(nets.Dense(self.action_dim)(x))
         log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
         return mean, jnp.clip(log_std, -5.0, 2.0)
 

@@ -87,7 +87,7 @@ class DeterministicPolicy(nn.Module):
     @nn.compact
     def __call__(self, obs):
         x = nets.MLP(self.hidden, self.activation)(obs)
-        return jnp.tanh(nn.Dense(self.action_dim)(x))
+        return jnp.tanh(nets.Dense(self.action_dim)(x))
 
 
 METRICS = ("loss/critic", "loss/actor", "q", "actor_updates")

@@ -31,7 +31,7 @@ class QNet(nn.Module):
         obs = obs.reshape(obs.shape[: action.ndim - 1] + (-1,))  # flatten image-like observations
         x = jnp.concatenate([obs, action.astype(obs.dtype)], axis=-1)
         x = nets.MLP(self.hidden, self.activation)(x)
-        return nn.Dense(1)(x)[..., 0]
+        return nets.Dense(1)(x)[..., 0]
 
 
 class QEnsemble(nn.Module):

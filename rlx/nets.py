@@ -1,6 +1,7 @@
 """flax networks: MLP torsos and the heads that turn them into distributions or values."""
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import flax.linen as nn
@@ -9,6 +10,46 @@ import jax.numpy as jnp
 import numpy as np
 
 from rlx import distributions
+
+@jax.custom_vjp
+def matmul(x, w):
+    """``x @ w`` for x [..., n] and w [n, m], with a backward pass shaped for XLA:CPU's fast matmuls.
+
+    Same numbers as ``x @ w`` up to float rounding. Why a custom VJP: autodiff writes the weight
+    gradient ∂L/∂w = xᵀ g as a dot that contracts the batch axis of both operands, a layout
+    XLA:CPU's YNN matmul fusion does not take, so it ran on the generic dot emitter (PPO's
+    minibatch step: 10–20 µs per weight gradient instead of a few). Transposing x first, behind an
+    ``optimization_barrier`` so XLA does not fold the transpose back into the dot, makes it an
+    ordinary [n, B] @ [B, m] matmul. Measured: PPO CartPole 1 seed +4–6%, SAC Pendulum 256×256
+    +5% updates/s.
+    """
+    return x @ w
+
+
+def _matmul_fwd(x, w):
+    return x @ w, (x, w)
+
+
+def _matmul_bwd(residuals, g):
+    x, w = residuals
+    x_t = jax.lax.optimization_barrier(x.reshape(-1, x.shape[-1]).T)  # [n, B], materialised
+    return g @ w.T, x_t @ g.reshape(-1, g.shape[-1])
+
+
+matmul.defvjp(_matmul_fwd, _matmul_bwd)
+
+
+def _dot_general(lhs, rhs, dimension_numbers, precision=None, preferred_element_type=None):
+    """``lax.dot_general`` for flax's Dense, routing its one case (x [..., n] · w [n, m]) to ``matmul``."""
+    (lhs_contract, rhs_contract), batch = dimension_numbers
+    if rhs.ndim == 2 and tuple(lhs_contract) == (lhs.ndim - 1,) and tuple(rhs_contract) == (0,) \
+            and batch == ((), ()) and precision is None and preferred_element_type is None:
+        return matmul(lhs, rhs)
+    return jax.lax.dot_general(lhs, rhs, dimension_numbers, precision, preferred_element_type)
+
+
+# Every dense layer in rlx: flax's Dense with the matmul above.
+Dense = functools.partial(nn.Dense, dot_general=_dot_general)
 
 ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu, "elu": nn.elu, "gelu": nn.gelu, "silu": nn.silu}
 
@@ -63,7 +104,7 @@ class MLP(nn.Module):
         act = ACTIVATIONS[self.activation]
         x = x.reshape(x.shape[: x.ndim - self.obs_ndim] + (-1,))
         for width in self.hidden:
-            x = act(nn.Dense(width, kernel_init=orthogonal(np.sqrt(2)), bias_init=nn.initializers.zeros)(x))
+            x = act(Dense(width, kernel_init=orthogonal(np.sqrt(2)), bias_init=nn.initializers.zeros)(x))
         return x
 
 
@@ -77,7 +118,7 @@ class ValueNet(nn.Module):
     @nn.compact
     def __call__(self, obs):
         x = MLP(self.hidden, self.activation, self.obs_ndim)(obs)
-        return nn.Dense(1, kernel_init=orthogonal(1.0), bias_init=nn.initializers.zeros)(x)[..., 0]
+        return Dense(1, kernel_init=orthogonal(1.0), bias_init=nn.initializers.zeros)(x)[..., 0]
 
 
 class CategoricalPolicy(nn.Module):
@@ -91,7 +132,7 @@ class CategoricalPolicy(nn.Module):
     @nn.compact
     def __call__(self, obs):
         x = MLP(self.hidden, self.activation, self.obs_ndim)(obs)
-        logits = nn.Dense(self.num_actions, kernel_init=orthogonal(0.01), bias_init=nn.initializers.zeros)(x)
+        logits = Dense(self.num_actions, kernel_init=orthogonal(0.01), bias_init=nn.initializers.zeros)(x)
         return distributions.categorical(logits)
 
 
@@ -107,7 +148,7 @@ class GaussianPolicy(nn.Module):
     @nn.compact
     def __call__(self, obs):
         x = MLP(self.hidden, self.activation, self.obs_ndim)(obs)
-        mean = nn.Dense(self.action_dim, kernel_init=orthogonal(0.01), bias_init=nn.initializers.zeros)(x)
+        mean = Dense(self.action_dim, kernel_init=orthogonal(0.01), bias_init=nn.initializers.zeros)(x)
         log_std = self.param("log_std", nn.initializers.constant(self.log_std_init), (self.action_dim,))
         return distributions.gaussian(mean, jnp.broadcast_to(log_std, mean.shape))
 
@@ -125,7 +166,7 @@ class TanhGaussianPolicy(nn.Module):
     @nn.compact
     def __call__(self, obs):
         x = MLP(self.hidden, self.activation, self.obs_ndim)(obs)
-        mean = nn.Dense(self.action_dim)(x)
-        raw = nn.Dense(self.action_dim)(x)
+        mean = Dense(self.action_dim)(x)
+        raw = Dense(self.action_dim)(x)
         log_std = self.log_std_min + 0.5 * (self.log_std_max - self.log_std_min) * (jnp.tanh(raw) + 1.0)
         return distributions.tanh_gaussian(mean, log_std)

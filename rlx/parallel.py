@@ -122,6 +122,30 @@ class RunsMesh:
         return jax.jit(fn, out_shardings=self.sharding, static_argnums=static_argnums, donate_argnums=donate_argnums)
 
 
+def vmap_runs(fn, runs: int, in_axes=0):
+    """``jax.vmap(fn, in_axes)`` over a leading runs axis, except that one run calls ``fn`` itself.
+
+    Same inputs and outputs either way (a leading runs axis of size ``runs``), and the same
+    numbers: run i of a batch equals the single run. Why special-case one run: a vmapped batch
+    of one traces, compiles and runs slower on a CPU than the plain program (PPO CartPole:
+    trace 1.1 vs 0.5 s, XLA 4.7 vs 4.3 s, run 3.15 vs 3.06 s). ``in_axes``: 0 or None, or a
+    tuple of them, one per positional argument.
+    """
+    import jax
+
+    if runs != 1:
+        return jax.vmap(fn, in_axes=in_axes)
+
+    def one(*args):
+        axes = in_axes if isinstance(in_axes, (tuple, list)) else (in_axes,) * len(args)
+        if len(axes) != len(args) or any(a not in (0, None) for a in axes):
+            raise ValueError(f"vmap_runs: in_axes must be 0, None or one of them per argument, got {in_axes!r}")
+        args = [x if ax is None else jax.tree.map(lambda v: v[0], x) for x, ax in zip(args, axes)]
+        return jax.tree.map(lambda v: jax.numpy.asarray(v)[None], fn(*args))
+
+    return one
+
+
 def shard_runs(fn, runs: int):
     """jit ``fn`` (already vmapped over a leading runs axis of every argument) with that axis
     sharded over all devices.

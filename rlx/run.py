@@ -31,25 +31,34 @@ except (AttributeError, KeyError, ValueError):  # an older or newer jax without 
     pass
 
 
-def _unroll_threefry_on_cpu() -> None:
-    """Lower the threefry hash straight-line on CPU, as jax already does on every other backend.
+def _threefry_lowering_by_size(min_elements: int = 16) -> None:
+    """On CPU, lower large threefry hashes straight-line and small ones as jax's 5-trip loop.
 
-    On CPU jax lowers each threefry2x32 call (every ``split``, ``normal``, ``categorical``...) to a
-    5-trip while loop, which XLA:CPU runs as a dozen small thunks per trip. An RL program calls it
-    inside its innermost loops, so the straight-line form fuses into one kernel instead. Same hash,
-    bitwise the same numbers; with PPO's flat optimiser it took CartPole's 1-seed compile from 5.8 to
-    5.1 s (experiments/results/bench_ppo_cartpole.json).
+    jax lowers threefry2x32 on CPU as a loop and everywhere else straight-line. Measured on PPO
+    CartPole (experiments/results/ab_threefry.json): straight-line everywhere made a vmapped batch
+    of 8 seeds faster to run and to compile (183k vs 172k env-steps/s, 4.8 vs 7.0 s), but a single
+    run's tiny per-step hashes (a few values each) fuse into ~2,800-op kernels that LLVM compiles
+    slowly (10.2 vs 4.1 s) and run slower (143k vs 163k). So the choice is made per hash, by size.
     Uses a private jax module: if it moves, rlx keeps jax's default lowering.
     """
     try:
+        import math
+
         from jax._src.interpreters import mlir
         from jax._src.random import threefry2x32 as threefry
-        mlir.register_lowering(threefry.threefry2x32_p, threefry._threefry2x32_lowering_rule, platform="cpu")
+
+        straight_line, loop = threefry._threefry2x32_lowering_rule, threefry._threefry2x32_cpu_lowering_rule
+
+        def rule(ctx, *args, **params):
+            lower = straight_line if math.prod(ctx.avals_out[0].shape) >= min_elements else loop
+            return lower(ctx, *args, **params)
+
+        mlir.register_lowering(threefry.threefry2x32_p, rule, platform="cpu")
     except (ImportError, AttributeError):
         pass
 
 
-_unroll_threefry_on_cpu()
+_threefry_lowering_by_size()
 
 
 def evaluate(agent: Agent, policy, key, env_params=None, *, num_episodes: int = 8, max_steps: Optional[int] = None,
@@ -212,7 +221,7 @@ def run_population(agent: Agent, keys, hp, env_params=None, *, num_iterations: O
     import time
 
     from rlx.logs import check_finite
-    from rlx.parallel import RunsMesh
+    from rlx.parallel import RunsMesh, vmap_runs
 
     cache = {} if cache is None else cache
     if "prog" not in cache:
@@ -226,8 +235,8 @@ def run_population(agent: Agent, keys, hp, env_params=None, *, num_iterations: O
     mesh = mesh or RunsMesh(runs)
     env_axis = None if env_params is None else 0
     if "init" not in cache:
-        cache["init"] = mesh.jit(jax.vmap(prog.init, in_axes=(0, 0, env_axis)))
-        cache["advance"] = mesh.jit(jax.vmap(prog.advance, in_axes=(0, 0, None, None)), static_argnums=3)
+        cache["init"] = mesh.jit(vmap_runs(prog.init, mesh.padded, in_axes=(0, 0, env_axis)))
+        cache["advance"] = mesh.jit(vmap_runs(prog.advance, mesh.padded, in_axes=(0, 0, None, None)), static_argnums=3)
         cache["compiled"] = {}
     init, advance, compiled = cache["init"], cache["advance"], cache["compiled"]
     keys_s, hp_s = mesh.put(keys), mesh.put(hp)

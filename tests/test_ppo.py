@@ -91,6 +91,23 @@ def test_vmap_over_env_param_variants(short):
     assert not np.allclose(states.obs[0], states.obs[1])
 
 
+def test_vmap_runs_single_run_is_the_plain_program_with_a_runs_axis(short):
+    from rlx.parallel import vmap_runs
+
+    agent, _ = short
+    hp = agent.default_hparams()
+    train = make_train(agent, num_iterations=2, eval_every=2)
+    keys = jax.random.split(jax.random.PRNGKey(5), 2)
+    batch = jax.tree.map(lambda x: jnp.broadcast_to(x, (2,) + jnp.shape(x)), hp)
+    one, m1 = jax.jit(vmap_runs(train, 1))(keys[:1], jax.tree.map(lambda x: x[:1], batch))
+    two, m2 = jax.jit(vmap_runs(train, 2))(keys, batch)
+    assert jax.tree.leaves(one.params)[0].shape[0] == 1 and m1["eval/return"].shape[0] == 1
+    for a, b in zip(jax.tree.leaves(one.params), jax.tree.leaves(two.params)):
+        np.testing.assert_allclose(a[0], b[0], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="in_axes"):
+        vmap_runs(train, 1, in_axes=(1, 0))(keys[:1], batch)
+
+
 def my_surrogate(batch, *, margin=0.1):
     """A user's own objective: PPO-clip with a different clip range, written by hand."""
     r = batch.ratio

@@ -3,8 +3,8 @@
     .venv/bin/python experiments/bench/ab_threefry.py          # both, each in its own process
 
 jax lowers threefry2x32 on CPU as a 5-trip loop ("rolled", jax's default) and everywhere else
-straight-line ("unrolled", what ``rlx.run`` registers for CPU). Each mode runs in a fresh
-process and times, for a plain ``jit(train)`` (one run) and a ``jit(vmap(train))`` of 8 seeds on one XLA device: trace,
+straight-line ("unrolled"); ``rlx.run`` registers a choice per hash ("by_size": straight-line for
+hashes of at least 16 values, the loop for smaller ones). Each mode runs in a fresh process and times, for a plain ``jit(train)`` (one run) and a ``jit(vmap(train))`` of 8 seeds on one XLA device: trace,
 compile and the median of 3 runs of 500k env steps. Writes experiments/results/ab_threefry.json.
 """
 from __future__ import annotations
@@ -33,6 +33,8 @@ def measure(mode: str) -> dict:
         mlir.register_lowering(threefry.threefry2x32_p, threefry._threefry2x32_lowering_rule, platform="cpu")
     elif mode == "rolled":  # jax's CPU default
         mlir.register_lowering(threefry.threefry2x32_p, threefry._threefry2x32_cpu_lowering_rule, platform="cpu")
+    elif mode != "by_size":  # by_size: what rlx.run registered
+        raise ValueError(f"mode must be rolled, unrolled or by_size, got {mode!r}")
 
     env, env_params = envs.make("CartPole-v1")
     agent = ppo.make(ppo.PPOConfig(total_timesteps=500_000), env, env_params)
@@ -69,13 +71,12 @@ def main():
         print("RESULT " + json.dumps(measure(sys.argv[1])))
         return
     results = {"load_before": os.getloadavg()}
-    for mode in ("rolled", "unrolled"):
+    for mode in ("rolled", "unrolled", "by_size"):
         p = subprocess.run([sys.executable, __file__, mode], capture_output=True, text=True, cwd=ROOT, check=True)
         results[mode] = json.loads([line for line in p.stdout.splitlines() if line.startswith("RESULT ")][0][7:])
     for name in ("plain_1_seed", "vmap_8_seeds_1_device"):
-        r, u = results["rolled"][name], results["unrolled"][name]
-        print(f"{name}: rolled {r['env_steps_per_s']:,.0f} env-steps/s, compile {r['compile_s']:.1f} s | "
-              f"unrolled {u['env_steps_per_s']:,.0f}, compile {u['compile_s']:.1f} s")
+        print(name + ": " + " | ".join(f"{mode} {results[mode][name]['env_steps_per_s']:,.0f} env-steps/s, compile "
+                                       f"{results[mode][name]['compile_s']:.1f} s" for mode in ("rolled", "unrolled", "by_size")))
     with open(os.path.join(ROOT, "experiments", "results", "ab_threefry.json"), "w") as f:
         json.dump(results, f, indent=2)
 

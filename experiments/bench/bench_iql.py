@@ -70,7 +70,7 @@ def main():
 
     from rlx import data, envs
     from rlx.agents import iql
-    from rlx.parallel import RunsMesh
+    from rlx.parallel import RunsMesh, vmap_runs
     env, env_params = envs.make(args.env)
     mark("rlx_and_env_ready")
 
@@ -84,12 +84,12 @@ def main():
     mesh = RunsMesh(args.seeds)
     keys = mesh.put(jax.random.split(jax.random.PRNGKey(0), args.seeds))
     hp = mesh.put(jax.tree.map(lambda x: np.broadcast_to(np.asarray(x), (args.seeds,) + np.shape(x)), hp1))
-    states = mesh.jit(jax.vmap(agent.init))(keys, hp)
+    states = mesh.jit(vmap_runs(agent.init, mesh.padded))(keys, hp)
     jax.block_until_ready(states)
     mark("state_ready")
 
     t0 = time.perf_counter()
-    update = mesh.jit(jax.vmap(agent.update)).lower(states, hp).compile()
+    update = mesh.jit(vmap_runs(agent.update, mesh.padded)).lower(states, hp).compile()
     compile_s = time.perf_counter() - t0
     mark("compiled")
     startup_s = marks["compiled"]

@@ -41,7 +41,7 @@ def main():
 
     from rlx import envs, nets, objectives
     from rlx.agents import ppo
-    from rlx.parallel import shard_runs
+    from rlx.parallel import shard_runs, vmap_runs
     from rlx.run import make_train
 
     load_before = os.getloadavg()
@@ -49,7 +49,7 @@ def main():
     config = ppo.PPOConfig(total_timesteps=args.steps)
     agent = ppo.make(config, env, params)
     hp = agent.default_hparams()
-    train = jax.vmap(make_train(agent, eval_every=agent.num_iterations, eval_episodes=128))
+    train = vmap_runs(make_train(agent, eval_every=agent.num_iterations, eval_episodes=128), args.seeds)
     keys = jax.random.split(jax.random.PRNGKey(0), args.seeds)
     hp = jax.tree.map(lambda x: jnp.broadcast_to(x, (args.seeds,) + jnp.shape(x)), hp)
 

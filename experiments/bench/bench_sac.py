@@ -39,7 +39,7 @@ def main():
 
     from rlx import envs
     from rlx.agents import sac
-    from rlx.parallel import shard_runs
+    from rlx.parallel import shard_runs, vmap_runs
     from rlx.run import make_train
 
     load_before = os.getloadavg()
@@ -47,7 +47,7 @@ def main():
     config = sac.SACConfig(total_timesteps=args.steps, hidden=(256, 256), batch_size=256, learning_starts=1000)
     agent = sac.make(config, env, params)
     hp1 = agent.default_hparams()
-    train = jax.vmap(make_train(agent, eval_every=agent.num_iterations, eval_episodes=16))
+    train = vmap_runs(make_train(agent, eval_every=agent.num_iterations, eval_episodes=16), args.seeds)
     keys = jax.random.split(jax.random.PRNGKey(0), args.seeds)
     hp = jax.tree.map(lambda x: jnp.broadcast_to(x, (args.seeds,) + jnp.shape(x)), hp1)
 
