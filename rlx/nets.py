@@ -11,6 +11,7 @@ import numpy as np
 
 from rlx import distributions
 
+
 @jax.custom_vjp
 def matmul(x, w):
     """``x @ w`` for x [..., n] and w [n, m], with a backward pass shaped for XLA:CPU's fast matmuls.

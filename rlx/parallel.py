@@ -135,11 +135,14 @@ def vmap_runs(fn, runs: int, in_axes=0):
 
     if runs != 1:
         return jax.vmap(fn, in_axes=in_axes)
+    per_arg = isinstance(in_axes, (tuple, list))
+    if any(a not in (0, None) for a in (in_axes if per_arg else (in_axes,))):
+        raise ValueError(f"vmap_runs: in_axes must be 0, None or one of them per argument, got {in_axes!r}")
 
     def one(*args):
-        axes = in_axes if isinstance(in_axes, (tuple, list)) else (in_axes,) * len(args)
-        if len(axes) != len(args) or any(a not in (0, None) for a in axes):
-            raise ValueError(f"vmap_runs: in_axes must be 0, None or one of them per argument, got {in_axes!r}")
+        axes = in_axes if per_arg else (in_axes,) * len(args)
+        if len(axes) != len(args):
+            raise ValueError(f"vmap_runs: in_axes has {len(axes)} entries for {len(args)} arguments: {in_axes!r}")
         args = [x if ax is None else jax.tree.map(lambda v: v[0], x) for x, ax in zip(args, axes)]
         return jax.tree.map(lambda v: jax.numpy.asarray(v)[None], fn(*args))
 

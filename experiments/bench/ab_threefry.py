@@ -1,11 +1,12 @@
 """A/B of jax's two CPU lowerings of the threefry hash, on PPO CartPole (the benchmark's config).
 
-    .venv/bin/python experiments/bench/ab_threefry.py          # both, each in its own process
+    .venv/bin/python experiments/bench/ab_threefry.py          # all three modes, each in its own process
 
 jax lowers threefry2x32 on CPU as a 5-trip loop ("rolled", jax's default) and everywhere else
 straight-line ("unrolled"); ``rlx.run`` registers a choice per hash ("by_size": straight-line for
-hashes of at least 16 values, the loop for smaller ones). Each mode runs in a fresh process and times, for a plain ``jit(train)`` (one run) and a ``jit(vmap(train))`` of 8 seeds on one XLA device: trace,
-compile and the median of 3 runs of 500k env steps. Writes experiments/results/ab_threefry.json.
+hashes of at least 16 values, the loop for smaller ones). Each mode runs in a fresh process and
+times, for a plain ``jit(train)`` (one run) and a ``jit(vmap(train))`` of 8 seeds on one XLA
+device: trace, compile and the median of 3 runs of 500k env steps. Writes experiments/results/ab_threefry.json.
 """
 from __future__ import annotations
 
@@ -71,12 +72,13 @@ def main():
         print("RESULT " + json.dumps(measure(sys.argv[1])))
         return
     results = {"load_before": os.getloadavg()}
-    for mode in ("rolled", "unrolled", "by_size"):
+    modes = ("rolled", "unrolled", "by_size")
+    for mode in modes:
         p = subprocess.run([sys.executable, __file__, mode], capture_output=True, text=True, cwd=ROOT, check=True)
         results[mode] = json.loads([line for line in p.stdout.splitlines() if line.startswith("RESULT ")][0][7:])
     for name in ("plain_1_seed", "vmap_8_seeds_1_device"):
         print(name + ": " + " | ".join(f"{mode} {results[mode][name]['env_steps_per_s']:,.0f} env-steps/s, compile "
-                                       f"{results[mode][name]['compile_s']:.1f} s" for mode in ("rolled", "unrolled", "by_size")))
+                                       f"{results[mode][name]['compile_s']:.1f} s" for mode in modes))
     with open(os.path.join(ROOT, "experiments", "results", "ab_threefry.json"), "w") as f:
         json.dump(results, f, indent=2)
 
