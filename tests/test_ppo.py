@@ -74,8 +74,11 @@ def test_vmapped_run_equals_single_runs_over_seeds_and_hparams(short):
     states, metrics = jax.jit(jax.vmap(make_train(agent, eval_every=10)))(keys, hp_batch)
     for i in range(3):
         s, m = train(keys[i], hp.replace(lr=lrs[i]))
+        # Batched and plain matmuls round differently, and 320 Adam steps carry that on: on an
+        # AVX2 CPU the largest gap was 1.4e-6 on weights of size ~0.6 (an element near 0 then
+        # fails a pure 1e-6 tolerance). A mixed-up key or hyperparameter moves weights by ~1e-2.
         for a, b in zip(jax.tree.leaves(s.params), jax.tree.leaves(states.params)):
-            np.testing.assert_allclose(a, b[i], rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(a, b[i], rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(m["loss/value"], metrics["loss/value"][i], rtol=1e-4, atol=1e-5)
 
 
