@@ -3,10 +3,17 @@
 Schulman et al. 2017, "Proximal Policy Optimization Algorithms". One ``update`` is one
 PPO iteration, written as nested ``lax.scan``s:
 
-    rollout     scan over num_steps   (num_envs parallel envs)
+    rollout     scan over num_steps   (num_envs parallel envs; every step's randomness drawn before it)
     advantages  GAE, reverse scan     (truncation bootstraps, termination does not)
-    epochs      scan over update_epochs
-      minibatch scan over num_minibatches: surrogate + clipped value loss − entropy bonus
+    fit         scan over update_epochs × num_minibatches shuffled minibatches:
+                  actor   surrogate − entropy bonus     clipped to max_grad_norm, Adam
+                  critic  clipped value loss            clipped to max_grad_norm, Adam
+
+The actor and the critic share no parameters and no loss term, so by default (grad_clip =
+"per_network", as in rejax) each has its own gradient clip and Adam state, and their fits
+are independent: one run on two devices fits the actor on one and the critic on the other
+(``rlx.parallel.spread``). grad_clip = "global" clips both gradients by their joint norm
+(PureJaxRL, CleanRL, SB3); the networks then step together on one device.
 
 The policy surrogate is any function ``loss(PolicyBatch, **hp.objective) -> scalar`` from
 ``rlx.objectives`` (ppo_clip, kl_penalty, mdpo, dpo, lpo, ta_lpo, ...) or your own.
@@ -18,15 +25,17 @@ The policy surrogate is any function ``loss(PolicyBatch, **hp.objective) -> scal
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 from flax import struct
 
-from rlx import distributions, envs, nets, objectives
+from rlx import distributions, envs, nets, objectives, parallel
 from rlx.advantages import gae
 from rlx.agent import Agent
 from rlx.config import ConfigError, check_choice, check_hidden, check_positive_int
@@ -53,6 +62,7 @@ class PPOConfig:
     normalize_advantages: bool = True
     clip_value_loss: bool = True
     log_std_init: float = 0.0
+    grad_clip: str = "per_network"  # per_network | global
 
 
 @struct.dataclass
@@ -73,7 +83,7 @@ class PPOHparams:
 @struct.dataclass
 class PPOState:
     params: Any  # {"actor": ..., "critic": ...}
-    opt_state: Any
+    opt_state: Any  # Adam's state of ravel_pytree(params): actor then critic (NETWORKS order)
     env_state: Any
     obs: jax.Array
     env_params: Any
@@ -110,6 +120,8 @@ class Sample(struct.PyTreeNode):
 
 
 DISTRIBUTIONS = ("auto", "categorical", "gaussian")
+GRAD_CLIPS = ("per_network", "global")
+NETWORKS = ("actor", "critic")
 
 
 def validate(config: PPOConfig, spec: envs.EnvSpec) -> None:
@@ -122,6 +134,7 @@ def validate(config: PPOConfig, spec: envs.EnvSpec) -> None:
     check_hidden(owner, "hidden", config.hidden)
     check_choice(owner, "activation", config.activation, nets.ACTIVATIONS)
     check_choice(owner, "distribution", config.distribution, DISTRIBUTIONS)
+    check_choice(owner, "grad_clip", config.grad_clip, GRAD_CLIPS)
     batch = config.num_envs * config.num_steps
     if batch % config.num_minibatches:
         raise ConfigError(
@@ -158,6 +171,7 @@ def make(config: PPOConfig, env, env_params, objective: str | Callable | objecti
     discrete = spec.discrete
     batch_size = config.num_envs * config.num_steps
     minibatch_size = batch_size // config.num_minibatches
+    num_updates = config.update_epochs * config.num_minibatches
     num_iterations = config.total_timesteps // batch_size
     horizon = jnp.float32(num_iterations)
 
@@ -184,49 +198,62 @@ def make(config: PPOConfig, env, env_params, objective: str | Callable | objecti
         adapted = surrogate.adapt_init(hp.objective) if surrogate.adapt_init else {}
         return PPOState(params, adam.init(ravel_pytree(params)[0]), env_state, obs, ep, adapted, key, jnp.int32(0))
 
-    def loss_fn(params, hp, mb: Sample, progress, objective_hp):
-        dist = actor.apply(params["actor"], mb.obs)
-        log_prob = dist.log_prob(mb.action)
-        log_ratio = log_prob - mb.log_prob
-        advantage, target = mb.advantage, mb.target
+    def actor_loss(actor_params, hp, mb: Sample, progress, objective_hp):
+        """The surrogate minus the entropy bonus, and the actor's metrics."""
+        dist = actor.apply(actor_params, mb.obs)
+        log_ratio = dist.log_prob(mb.action) - mb.log_prob
+        advantage = mb.advantage
         if config.normalize_advantages:
             advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
-        pb = objectives.PolicyBatch(log_ratio, advantage, progress, horizon)
-        policy_loss = surrogate.loss(pb, **objective_hp)
-        value = critic.apply(params["critic"], mb.obs)
-        if config.clip_value_loss:
-            value_loss = objectives.clipped_value_loss(value, mb.value, target, epsilon=hp.vf_clip)
-        else:
-            value_loss = 0.5 * objectives.squared_error(value, target)
+        policy_loss = surrogate.loss(objectives.PolicyBatch(log_ratio, advantage, progress, horizon), **objective_hp)
         entropy = dist.entropy().mean()
-        total = policy_loss + hp.vf_coef * value_loss - hp.ent_coef * entropy
         ratio = jnp.exp(log_ratio)
-        return total, {"loss/policy": policy_loss, "loss/value": value_loss, "loss/entropy": entropy,
-                       "approx_kl": objectives.kl_old_new(log_ratio).mean(),
-                       "clip_fraction": (jnp.abs(ratio - 1.0) > 0.2).mean()}
+        return policy_loss - hp.ent_coef * entropy, {
+            "loss/policy": policy_loss, "loss/entropy": entropy, "approx_kl": objectives.kl_old_new(log_ratio).mean(),
+            "clip_fraction": (jnp.abs(ratio - 1.0) > 0.2).mean()}
+
+    def critic_loss(critic_params, hp, mb: Sample, progress, objective_hp):
+        """vf_coef × the (clipped) value loss, and the critic's metric."""
+        value = critic.apply(critic_params, mb.obs)
+        if config.clip_value_loss:
+            value_loss = objectives.clipped_value_loss(value, mb.value, mb.target, epsilon=hp.vf_clip)
+        else:
+            value_loss = 0.5 * objectives.squared_error(value, mb.target)
+        return hp.vf_coef * value_loss, {"loss/value": value_loss}
+
+    losses = {"actor": actor_loss, "critic": critic_loss}
+    # Where each network sits in the flat parameter vector (ravel_pytree orders dict keys: actor, critic).
+    shapes = {name: jax.eval_shape(net.init, jax.random.PRNGKey(0), jnp.zeros(spec.obs_shape))
+              for name, net in (("actor", actor), ("critic", critic))}
+    ends = np.cumsum([sum(math.prod(x.shape) for x in jax.tree.leaves(shapes[name])) for name in NETWORKS])
+    segment = {name: (int(end - size), int(end)) for name, end, size in
+               zip(NETWORKS, ends, np.diff(np.concatenate([[0], ends])))}
 
     def update(state: PPOState, hp: PPOHparams):
         ep = state.env_params
         progress = state.iteration.astype(jnp.float32) / horizon
 
-        # 1. Rollout: num_steps steps of num_envs envs. The loop carries only what the next
-        # step needs; values and log-probabilities are computed afterwards in one batched
-        # pass, which is much cheaper on a CPU than a network call per step.
-        def env_step(carry, step_keys):
+        # 1. Rollout: num_steps steps of num_envs envs. Every step's randomness (the env's keys
+        # and resets, the action noise) is drawn first, in a few batched calls: tiny random
+        # draws inside the loop cost more than the env itself. The loop carries only what the
+        # next step needs; values and log-probabilities come afterwards in one batched pass.
+        key, k_env, k_act, k_shuffle = jax.random.split(state.key, 4)
+        env_draws = train_env.presample(k_env, ep, config.num_steps)
+        action_noise = distributions.noise(k_act, actor.apply(state.params["actor"], state.obs),
+                                           (config.num_steps, config.num_envs))
+
+        def env_step(carry, draws):
             env_state, obs, ep_return_sum, ep_count = carry
-            k_act, k_env = step_keys
-            action = distributions.sample(actor.apply(state.params["actor"], obs), k_act)
-            next_obs, env_state, reward, terminated, truncated, info = train_env.step(k_env, env_state, action, ep)
+            env_draw, eps = draws
+            action = distributions.sample_from_noise(actor.apply(state.params["actor"], obs), eps)
+            next_obs, env_state, reward, terminated, truncated, info = train_env.step(env_draw, env_state, action, ep)
             t = Transition(obs, action, reward.astype(jnp.float32), terminated, truncated, info["final_observation"])
             carry = (env_state, next_obs, ep_return_sum + info["episode_return"].sum(),
                      ep_count + info["episode_done"].sum())
             return carry, t
 
-        # Every step's keys are split up front: one hash for the whole rollout instead of one per step.
-        key, k_rollout = jax.random.split(state.key)
         carry = (state.env_state, state.obs, jnp.float32(0.0), jnp.int32(0))
-        (env_state, obs, ep_return_sum, ep_count), traj = jax.lax.scan(
-            env_step, carry, jax.random.split(k_rollout, (config.num_steps, 2)))
+        (env_state, obs, ep_return_sum, ep_count), traj = jax.lax.scan(env_step, carry, (env_draws, action_noise))
 
         # 2. Advantages. final_obs[t] is the true next state s'_t (the last observation of an
         # episode that ended at t), so one batched critic pass gives V(s'_t) for every t.
@@ -236,36 +263,60 @@ def make(config: PPOConfig, env, env_params, objective: str | Callable | objecti
         advantage, target = gae(traj.reward, value, next_value, traj.terminated, traj.truncated,
                                 gamma=hp.gamma, lam=hp.gae_lambda)
 
-        # 3. update_epochs passes over the batch in shuffled minibatches.
+        # 3. update_epochs passes over the batch in shuffled minibatches, the same minibatches
+        # for both networks: every epoch's shuffle is one gather made up front.
         objective_hp = {**hp.objective, **state.objective_state}
         lr = hp.lr * (1.0 - hp.anneal_lr * progress)
         samples = Sample(traj.obs, traj.action, old_log_prob, value, advantage, target)
-        flat = jax.tree.map(lambda x: x.reshape((batch_size,) + x.shape[2:]), samples)
+        samples = jax.tree.map(lambda x: x.reshape((batch_size,) + x.shape[2:]), samples)
+        order = jax.vmap(lambda k: jax.random.permutation(k, batch_size))(
+            jax.random.split(k_shuffle, config.update_epochs)).reshape(-1)
+        minibatches = jax.tree.map(
+            lambda x: x[order].reshape((num_updates, minibatch_size) + x.shape[1:]), samples)
 
-        # The optimiser works on all parameters as one flat vector: clipping, Adam and the step
-        # are then a few kernels instead of a few per weight matrix (Adam is elementwise, so the
-        # arithmetic is the same). The loss sees them unflattened.
-        flat_params, unflatten = ravel_pytree(state.params)
+        def fit(names):
+            """SGD on the networks in ``names`` over every minibatch: {name: (params, opt_state, metrics)}.
 
-        def minibatch_step(carry, mb):
-            flat, opt_state = carry
-            grads, metrics = jax.grad(lambda f: loss_fn(unflatten(f), hp, mb, progress, objective_hp),
-                                      has_aux=True)(flat)
-            grads, _ = optax.clip_by_global_norm(hp.max_grad_norm).update(grads, optax.EmptyState())
-            updates, opt_state = adam.update(grads, opt_state)
-            return (flat - lr * updates, opt_state), metrics
+            The parameters of all networks are one flat vector with one Adam state (NETWORKS
+            order); a fit works on the segment of its networks, so clipping, Adam and the step are
+            a few kernels per minibatch, not a few per weight matrix. Adam is elementwise: the
+            numbers are those of one optimiser per network.
+            """
+            lo, hi = segment[names[0]][0], segment[names[-1]][1]
+            flat, unflatten = ravel_pytree({name: state.params[name] for name in names})
+            adam_state = jax.tree.map(lambda x: x[lo:hi] if x.ndim else x, state.opt_state)
+            bounds = [(segment[name][0] - lo, segment[name][1] - lo) for name in names]
+            clip = optax.clip_by_global_norm(hp.max_grad_norm)
 
-        def epoch(carry, key):
-            perm = jax.random.permutation(key, batch_size)
-            shuffled = jax.tree.map(
-                lambda x: x[perm].reshape((config.num_minibatches, minibatch_size) + x.shape[1:]), flat)
-            return jax.lax.scan(minibatch_step, carry, shuffled)
+            def minibatch_step(carry, mb):
+                flat, adam_state = carry
 
-        key, k_epochs = jax.random.split(key)
-        (flat_params, opt_state), metrics = jax.lax.scan(epoch, (flat_params, state.opt_state),
-                                                         jax.random.split(k_epochs, config.update_epochs))
-        params = unflatten(flat_params)
-        metrics = jax.tree.map(jnp.mean, metrics)
+                def loss(flat):
+                    params = unflatten(flat)
+                    terms = {name: losses[name](params[name], hp, mb, progress, objective_hp) for name in names}
+                    return sum(t[0] for t in terms.values()), {name: t[1] for name, t in terms.items()}
+
+                grads, metrics = jax.grad(loss, has_aux=True)(flat)
+                if config.grad_clip == "global":
+                    grads = clip.update(grads, optax.EmptyState())[0]
+                elif len(names) > 1:
+                    grads = jnp.concatenate([clip.update(grads[a:b], optax.EmptyState())[0] for a, b in bounds])
+                else:
+                    grads = clip.update(grads, optax.EmptyState())[0]
+                updates, adam_state = adam.update(grads, adam_state)
+                return (flat - lr * updates, adam_state), metrics
+
+            (flat, adam_state), metrics = jax.lax.scan(minibatch_step, (flat, adam_state), minibatches)
+            params = unflatten(flat)
+            return {name: (params[name], jax.tree.map(lambda x: x[a:b] if x.ndim else x, adam_state),
+                           jax.tree.map(jnp.mean, metrics[name])) for name, (a, b) in zip(names, bounds)}
+
+        # Independent fits may run on separate devices; a global clip ties them together.
+        fitted = parallel.spread(fit, NETWORKS) if config.grad_clip == "per_network" else fit(NETWORKS)
+        params = {name: fitted[name][0] for name in NETWORKS}
+        opt_state = jax.tree.map(lambda *xs: jnp.concatenate(xs) if xs[0].ndim else xs[0],
+                                 *[fitted[name][1] for name in NETWORKS])
+        metrics = {**fitted["actor"][2], **fitted["critic"][2]}
 
         # 4. Adaptive objectives (e.g. adaptive KL) move their coefficients once per iteration.
         objective_state = state.objective_state
@@ -291,7 +342,8 @@ def make(config: PPOConfig, env, env_params, objective: str | Callable | objecti
 
     return Agent(name="ppo", config=config, env=env, env_params=env_params, spec=spec, init=init, update=update,
                  policy=policy, act=act, default_hparams=lambda: default_hparams(surrogate),
-                 num_iterations=num_iterations, steps_per_iteration=batch_size, eval_env=eval_env)
+                 num_iterations=num_iterations, steps_per_iteration=batch_size, eval_env=eval_env,
+                 parts=len(NETWORKS) if config.grad_clip == "per_network" else 1)
 
 
 # The names the CLI and the sweep tools look for in every agent module.
@@ -317,5 +369,7 @@ HELP = {
     "vf_coef": "value-loss coefficient",
     "vf_clip": "clip range of the clipped value loss",
     "ent_coef": "entropy-bonus coefficient",
-    "max_grad_norm": "global gradient-norm clip",
+    "max_grad_norm": "gradient-norm clip (see grad_clip)",
+    "grad_clip": "per_network: clip actor and critic gradients separately (their fits are then independent "
+                 "and one run spreads over two devices); global: clip by their joint norm",
 }

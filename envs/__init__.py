@@ -11,8 +11,8 @@ from __future__ import annotations
 import difflib
 
 from .spaces import EnvSpec, episode_limit, spec
-from .wrappers import (AutoReset, ClipAction, EpisodeStats, NormalizeObservation, NormalizeState,
-                       RescaleAction, VecEnv, Wrapper, normalize, with_statistics)
+from .wrappers import (AutoReset, ClipAction, EpisodeStats, GymnaxNoReset, NormalizeObservation, NormalizeState,
+                       Presampled, RescaleAction, VecEnv, Wrapper, normalize, with_statistics)
 
 BRAX_ENVS = ("ant", "fast", "halfcheetah", "hopper", "humanoid", "humanoidstandup", "inverted_pendulum",
              "inverted_double_pendulum", "pusher", "reacher", "swimmer", "walker2d")
@@ -54,8 +54,9 @@ def validate_id(env_id: str) -> None:
 def make(env_id: str, **kwargs):
     """Make an env following the gymnax 1.0 protocol: returns ``(env, env_params)``.
 
-    Gymnax ids (``"CartPole-v1"``, ``"Breakout-MinAtar"``, ...) come from gymnax, which
-    already auto-resets and keeps the final observation in ``info``. ``"brax:NAME"`` (or
+    Gymnax ids (``"CartPole-v1"``, ``"Breakout-MinAtar"``, ...) come from gymnax, stepped by
+    their ``step_env`` under rlx's :class:`AutoReset` (the same resets, with the same keys, as
+    gymnax's own auto-reset, which cannot draw them ahead of a rollout). ``"brax:NAME"`` (or
     ``"brax:NAME@BACKEND"``, default backend positional, the fast one on CPU) is a Brax env
     behind the same protocol, with auto-reset. Both are wrapped in :class:`EpisodeStats`.
     """
@@ -69,8 +70,8 @@ def make(env_id: str, **kwargs):
     import gymnax
 
     env, params = gymnax.make(env_id, **kwargs)
-    return EpisodeStats(env), params
+    return EpisodeStats(AutoReset(GymnaxNoReset(env))), params
 
 
-__all__ = ["make", "env_ids", "validate_id", "spec", "EnvSpec", "episode_limit", "Wrapper", "AutoReset", "EpisodeStats",
+__all__ = ["make", "env_ids", "validate_id", "spec", "EnvSpec", "episode_limit", "Wrapper", "AutoReset", "GymnaxNoReset", "Presampled", "EpisodeStats",
            "ClipAction", "RescaleAction", "VecEnv", "NormalizeObservation", "NormalizeState", "normalize", "with_statistics"]

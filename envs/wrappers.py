@@ -6,8 +6,7 @@ Every wrapper keeps the protocol
 and stores what it needs in its state, so a stack of wrappers stays a pure function that
 vmaps over keys and over env params.
 
-Order, innermost first: ``AutoReset`` (only for envs that do not reset themselves; gymnax
-envs already do), ``EpisodeStats``, ``ClipAction``/``RescaleAction``, ``VecEnv``,
+Order, innermost first: ``GymnaxNoReset`` (gymnax envs) or the Brax adapter, ``AutoReset``, ``EpisodeStats``, ``ClipAction``/``RescaleAction``, ``VecEnv``,
 ``NormalizeObservation`` (it wraps the vectorised env, so all parallel envs share one set
 of statistics, which the policy also uses at evaluation time).
 """
@@ -34,6 +33,20 @@ class Wrapper:
         return getattr(self._env, "unwrapped", self._env)
 
 
+@struct.dataclass
+class Presampled:
+    """The randomness of one env step, drawn in advance: the env's own step key and a fresh reset.
+
+    ``AutoReset.step`` takes one in place of its key (and ``VecEnv.step`` a batch of them), so
+    a rollout can draw every step's randomness before its loop (``VecEnv.presample``) in a
+    few large batched calls instead of several tiny hashes per step inside it.
+    """
+
+    key: jax.Array
+    obs: Any  # the first observation of an episode that would start at this step
+    state: Any  # ... and its state
+
+
 class AutoReset(Wrapper):
     """Resets a finished episode inside ``step``.
 
@@ -41,18 +54,44 @@ class AutoReset(Wrapper):
     the finished episode is kept in ``info["final_observation"]``, so value targets can
     bootstrap from it when the episode was truncated (and must not when it terminated).
     The wrapped env's ``step`` must not reset by itself.
+
+    Like gymnax's built-in auto-reset, every step draws a reset and keeps it where the
+    episode ended. ``step(key)`` is exactly ``step(presample(key))``, so drawing the resets
+    ahead of a rollout changes the cost, never the numbers.
     """
 
-    def step(self, key, state, action, params=None):
+    def presample(self, key, params=None) -> Presampled:
+        """One step's randomness: the key the env steps with and the reset it would start from."""
         key_step, key_reset = jax.random.split(key)
-        obs, state, reward, terminated, truncated, info = self._env.step(key_step, state, action, params)
+        obs, state = self._env.reset(key_reset, params)
+        return Presampled(key_step, obs, state)
+
+    def step(self, key, state, action, params=None):
+        draw = key if isinstance(key, Presampled) else self.presample(key, params)
+        obs, state, reward, terminated, truncated, info = self._env.step(draw.key, state, action, params)
         done = jnp.logical_or(terminated, truncated)
-        obs_reset, state_reset = self._env.reset(key_reset, params)
         pick = lambda a, b: jax.lax.select(done, a, b)
-        next_state = jax.tree.map(pick, state_reset, state)
-        next_obs = jax.tree.map(pick, obs_reset, obs)
+        next_state = jax.tree.map(pick, draw.state, state)
+        next_obs = jax.tree.map(pick, draw.obs, obs)
         info = {**info, "final_observation": obs}
         return next_obs, next_state, reward, terminated, truncated, info
+
+
+class GymnaxNoReset(Wrapper):
+    """A gymnax env stepped by its ``step_env``, without gymnax's built-in auto-reset.
+
+    ``make`` puts :class:`AutoReset` on top. gymnax's ``step`` splits its key into a step key
+    and a reset key, runs ``step_env`` and ``reset_env`` and selects; AutoReset does the same
+    with the same keys, so results do not change, and it can take its resets drawn in advance.
+    """
+
+    def reset(self, key, params=None):
+        return self._env.reset_env(key, self._env.default_params if params is None else params)
+
+    def step(self, key, state, action, params=None):
+        params = self._env.default_params if params is None else params
+        obs, state, reward, terminated, info = self._env.step_env(key, state, action, params)
+        return obs, state, reward, terminated, self._env.is_truncated(state, params), info
 
 
 @struct.dataclass
@@ -127,8 +166,28 @@ class VecEnv(Wrapper):
         keys = jax.random.split(key, self.num_envs)
         return jax.vmap(self._env.reset, in_axes=(0, None))(keys, params)
 
+    def presample(self, key, params=None, num_steps: int | None = None):
+        """The randomness of ``num_steps`` steps of every env, drawn at once.
+
+        Leaves carry leading axes [num_steps, num_envs] (just [num_envs] when ``num_steps`` is
+        None); ``step(draws[t], ...)`` then takes step t's. For an env stack without
+        :class:`AutoReset` (nothing to draw ahead) these are the per-env step keys.
+        """
+        shape = (self.num_envs,) if num_steps is None else (num_steps, self.num_envs)
+        keys = jax.random.split(key, shape)
+        if not hasattr(self._env, "presample"):
+            return Presampled(keys, None, None)
+        draw = lambda k: self._env.presample(k, params)
+        for _ in shape:
+            draw = jax.vmap(draw)
+        return draw(keys)
+
     def step(self, key, state, action, params=None):
-        keys = jax.random.split(key, self.num_envs)
+        """Step every env; ``key`` is one PRNG key, or one step of :meth:`presample`'s draws."""
+        if not isinstance(key, Presampled):
+            keys = jax.random.split(key, self.num_envs)
+        else:
+            keys = key.key if key.obs is None else key
         return jax.vmap(self._env.step, in_axes=(0, 0, 0, None))(keys, state, action, params)
 
 

@@ -21,7 +21,7 @@ RESUME=""
 .venv/bin/rlx meta-train --objective lpo --envs CartPole-v1,Acrobot-v1 --inner-steps 32768 \
   --population 32 --seeds 1 --generations 1000 --max-minutes "$META_MINUTES" \
   --strategy open_es --sigma 0.03 --lr 0.03 --ppo-weight 1 --init-scale 0.01 \
-  --ppo num_envs=8 --ppo num_steps=64 --ppo update_epochs=4 --ppo num_minibatches=4 \
+  --ppo num_envs=8 --ppo num_steps=64 --ppo update_epochs=4 --ppo num_minibatches=4 --ppo grad_clip=global \
   --out "$RUN" $RESUME 2> "$RUN.stderr.log" | tee "$RUN.stdout.log"
 for f in log.csv history.json summary.json config.json fitness.png objective.npz objective.json \
          best_member.npz best_member.json; do

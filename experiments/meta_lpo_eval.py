@@ -61,6 +61,7 @@ def main():
     p.add_argument("--num-envs", type=int, default=16)
     p.add_argument("--num-steps", type=int, default=64)
     p.add_argument("--skip-plot", action="store_true")
+    p.add_argument("--grad-clip", default="global", choices=["per_network", "global"])
     args = p.parse_args()
 
     from rlx.parallel import use_all_cpu_cores
@@ -80,8 +81,10 @@ def main():
     env, env_params = envs.make(args.env)
     if len(envs.spec(env, env_params).obs_shape) > 1:
         env = FlattenObservation(env)
+    # grad_clip="global": the setting the committed meta-learning results were made with (the
+    # meta-training scripts pass --ppo grad_clip=global too).
     config = ppo.PPOConfig(total_timesteps=args.steps, num_envs=args.num_envs, num_steps=args.num_steps,
-                           update_epochs=4, num_minibatches=4)
+                           update_epochs=4, num_minibatches=4, grad_clip=args.grad_clip)
     keys = jax.numpy.stack([jax.random.PRNGKey(s) for s in range(args.seeds)])
     results = {}
     for name in ["learned"] + args.baselines.split(","):

@@ -4,7 +4,8 @@
 #
 #   experiments/meta_ta_lpo.sh              # META_MINUTES=5 by default
 #
-# Outputs in experiments/results/meta_ta_lpo/.
+# Outputs in experiments/results/meta_ta_lpo/. The inner PPO clips gradients by their joint norm
+# (grad_clip=global), the default when these results were made.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=runs/meta_ta_lpo
@@ -16,7 +17,7 @@ RESUME=""
 .venv/bin/rlx meta-train --objective ta_lpo --envs CartPole-v1 --inner-steps 16384,32768 \
   --population 16 --seeds 1 --generations 1000 --max-minutes "$META_MINUTES" \
   --strategy open_es --sigma 0.03 --lr 0.03 --ppo-weight 1 --init-scale 0.01 \
-  --ppo num_envs=8 --ppo num_steps=64 --ppo update_epochs=4 --ppo num_minibatches=4 \
+  --ppo num_envs=8 --ppo num_steps=64 --ppo update_epochs=4 --ppo num_minibatches=4 --ppo grad_clip=global \
   --no-progress --out "$RUN" $RESUME 2> "$RUN.stderr.log" | tee "$RUN.stdout.log"
 for f in log.csv history.json summary.json config.json fitness.png objective.npz objective.json; do
   cp "$RUN/$f" "$OUT/$f"

@@ -40,6 +40,9 @@ class Agent:
         ``vmap`` a counter kept in the state is per-run data, so a ``lax.cond`` on it (warm-up,
         delayed actor updates) turns into a select that computes both branches; on the shared
         index it stays a real branch. ``update_at(s, hp, s.iteration)`` equals ``update(s, hp)``.
+      parts: how many devices one run can keep busy: the independent parts its update hands to
+        :func:`rlx.parallel.spread` (PPO's actor and critic: 2). A single run is spread over that
+        many devices when there are more than one (``rlx train`` makes one per CPU core).
     """
 
     name: str
@@ -56,6 +59,7 @@ class Agent:
     steps_per_iteration: int
     eval_env: Any
     update_at: Callable | None = None
+    parts: int = 1
 
     def step(self, state, hp, iteration):
         """One iteration at ``iteration`` (shared by every run): ``update_at`` if there is one."""

@@ -40,6 +40,31 @@ def sample(dist, key):
     return dist.sample(seed=key)
 
 
+def noise(key, dist_like, shape):
+    """Standard noise for :func:`sample_from_noise`, drawn for a batch of ``shape`` draws at once.
+
+    ``dist_like`` is a distribution of the kind to be sampled (only its type and event size are
+    read). Gumbel(0, 1) per category for a categorical, N(0, 1) per action dimension otherwise.
+    A rollout draws the noise of all its steps in one call before its loop.
+    """
+    if isinstance(dist_like, distrax.Categorical):
+        return jax.random.gumbel(key, tuple(shape) + dist_like.logits.shape[-1:])
+    return jax.random.normal(key, tuple(shape) + dist_like.event_shape)
+
+
+def sample_from_noise(dist, eps):
+    """A draw of ``dist`` from :func:`noise`: the same distribution as ``dist.sample``.
+
+    Categorical: argmax(logits + g), the Gumbel-max trick (what ``jax.random.categorical``
+    does). Gaussian: μ + σ·ε. Tanh-Gaussian: tanh(μ + σ·ε).
+    """
+    if isinstance(dist, distrax.Categorical):
+        return jnp.argmax(dist.logits + eps, axis=-1)
+    if isinstance(dist, distrax.MultivariateNormalDiag):  # itself a distrax.Transformed
+        return dist.loc + dist.scale_diag * eps
+    return dist.bijector.forward(sample_from_noise(dist.distribution, eps))
+
+
 def mode(dist):
     """Deterministic action: argmax for a categorical, the (squashed) mean otherwise."""
     if isinstance(dist, distrax.Transformed):

@@ -5,6 +5,14 @@ matmuls inside long scans). Splitting the host into one XLA device per core and 
 the runs axis over them runs the shards side by side: on 2 cores, 8 PPO seeds ran at
 2.2× the single-device rate. On GPUs and TPUs the same code shards over the accelerators.
 
+A single run can use several devices too, when its update has independent *parts*: PPO's
+actor and critic (each fitted on the same minibatches, clipped and stepped separately)
+or SAC's critic and actor gradients. The agent writes the parts as one function
+``fn(names) -> {name: result}`` and calls :func:`spread`; run on one device (or under
+``vmap``) that is just ``fn(all names)``, while a run spread over a ``'parts'`` mesh axis
+computes each part on its own device and exchanges the results with one all-reduce.
+Everything else (rollouts, targets, evaluation) runs replicated on every device.
+
 ``use_all_cpu_cores()`` must run before jax initialises its backends; the CLI calls it
 first thing. If jax is already up it changes nothing and the runs go wherever
 ``jax.devices()`` says.
@@ -52,6 +60,73 @@ def host_device_count() -> int:
     return int(m.group(1)) if m else 1
 
 
+PARTS = "parts"  # the mesh axis one run's independent parts are spread over
+
+
+def _axis_size(name: str) -> int:
+    import jax
+
+    try:
+        return int(jax.lax.axis_size(name))
+    except NameError:  # not inside a program mapped over that axis
+        return 0
+
+
+def spread(fn, names):
+    """``fn(names)``, each independent part on its own device when the run is spread over 'parts'.
+
+    ``fn(subset)`` returns ``{name: result}`` for the names in ``subset``, and a part's result
+    must not depend on which other parts are computed with it (the caller's promise: separate
+    parameters, separate losses). Outside a program mapped over the ``'parts'`` axis this is
+    ``fn(tuple(names))``. Inside one of n devices (``RunsMesh`` with one run and ``parts > 1``),
+    device i computes ``names[i::n]`` and one all-reduce per dtype hands every result to every
+    device. The exchange adds zeros, so the numbers are those of ``fn(names)``.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    names = tuple(names)
+    n = _axis_size(PARTS)
+    if n <= 1:
+        return fn(names)
+    shapes = {name: jax.eval_shape(lambda: fn((name,))[name]) for name in names}
+
+    def branch(group):
+        def run():
+            out = fn(group) if group else {}
+            return {name: out[name] if name in group else
+                    jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes[name]) for name in names}
+        return run
+
+    results = jax.lax.switch(jax.lax.axis_index(PARTS), [branch(names[i::n]) for i in range(n)])
+    return psum_exact(results, PARTS)
+
+
+def psum_exact(tree, axis: str):
+    """``lax.psum`` of a pytree as one all-reduce per dtype (each one costs a device rendezvous).
+
+    Booleans travel as int32. Meant for trees where at most one device holds a nonzero value
+    per leaf, so the sum is exact; typed PRNG keys cannot be summed and raise.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    leaves, treedef = jax.tree.flatten(tree)
+    wire = [jnp.asarray(x, jnp.int32) if jnp.asarray(x).dtype == jnp.bool_ else jnp.asarray(x) for x in leaves]
+    groups: dict = {}
+    for i, x in enumerate(wire):
+        groups.setdefault(x.dtype, []).append(i)
+    out = list(wire)
+    for dtype, idx in groups.items():
+        summed = jax.lax.psum(jnp.concatenate([wire[i].reshape(-1) for i in idx]), axis)
+        offset = 0
+        for i in idx:
+            out[i] = summed[offset:offset + wire[i].size].reshape(wire[i].shape)
+            offset += wire[i].size
+    out = [o.astype(jnp.bool_) if jnp.asarray(x).dtype == jnp.bool_ else o for o, x in zip(out, leaves)]
+    return treedef.unflatten(out)
+
+
 class RunsMesh:
     """A 1-D mesh ('runs',) over every device (of every process, after ``jax.distributed.initialize``).
 
@@ -59,20 +134,27 @@ class RunsMesh:
     its leading axis; ``replicate`` copies an argument to every device; ``get`` returns the
     unpadded batch as host numpy arrays, gathering shards from other processes when needed.
     Each run's computation is the same as unsharded, so results agree with ``jax.jit``.
+
+    One run of an agent with ``parts > 1`` (see :func:`spread`) instead gets a ('parts',) mesh
+    over up to ``parts`` devices: every input and output is replicated, and ``jit`` maps the
+    program over the devices with ``shard_map`` so that each computes its own parts.
     """
 
-    def __init__(self, runs: int, devices=None):
+    def __init__(self, runs: int, devices=None, parts: int = 1):
         import jax
         from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
         devices = list(jax.devices() if devices is None else devices)
-        if jax.process_count() == 1:
+        self.spread = int(runs) == 1 and int(parts) > 1 and len(devices) > 1 and jax.process_count() == 1
+        if self.spread:
+            devices = devices[: int(parts)]
+        elif jax.process_count() == 1:
             devices = devices[: max(1, runs)]  # never more devices than runs
         self.runs, self.devices = int(runs), devices
-        self.padded = -(-self.runs // len(devices)) * len(devices)
-        self.mesh = Mesh(np.asarray(devices), ("runs",))
-        self.sharding = NamedSharding(self.mesh, PartitionSpec("runs"))
+        self.padded = -(-self.runs // len(devices)) * len(devices) if not self.spread else self.runs
+        self.mesh = Mesh(np.asarray(devices), (PARTS if self.spread else "runs",))
         self.replicated = NamedSharding(self.mesh, PartitionSpec())
+        self.sharding = self.replicated if self.spread else NamedSharding(self.mesh, PartitionSpec("runs"))
 
     def _global(self, x, sharding):
         import jax
@@ -116,8 +198,30 @@ class RunsMesh:
         return jax.tree.map(one, tree)
 
     def jit(self, fn, static_argnums=(), donate_argnums=()):
-        """``jax.jit`` with every output sharded over runs (inputs carry their own shardings)."""
+        """``jax.jit`` with every output sharded over runs (inputs carry their own shardings).
+
+        On a ('parts',) mesh the function runs under ``shard_map`` with everything replicated
+        (static arguments stay outside it).
+        """
         import jax
+        from jax.sharding import PartitionSpec
+
+        if self.spread:
+            inner, statics = fn, (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
+
+            def fn(*args):
+                dynamic = [i for i in range(len(args)) if i not in statics]
+
+                def body(*dyn):
+                    full = list(args)
+                    for i, x in zip(dynamic, dyn):
+                        full[i] = x
+                    return inner(*full)
+
+                # check_vma=False: results are replicated by construction (psum_exact), which
+                # the varying-axes check cannot see through lax.switch on the device index.
+                return jax.shard_map(body, mesh=self.mesh, in_specs=PartitionSpec(), out_specs=PartitionSpec(),
+                                     check_vma=False)(*[args[i] for i in dynamic])
 
         return jax.jit(fn, out_shardings=self.sharding, static_argnums=static_argnums, donate_argnums=donate_argnums)
 
@@ -149,9 +253,10 @@ def vmap_runs(fn, runs: int, in_axes=0):
     return one
 
 
-def shard_runs(fn, runs: int):
+def shard_runs(fn, runs: int, parts: int = 1):
     """jit ``fn`` (already vmapped over a leading runs axis of every argument) with that axis
-    sharded over all devices.
+    sharded over all devices (one run of an agent with ``parts > 1``: spread over up to
+    ``parts`` devices, see :class:`RunsMesh`).
 
     The runs axis is padded to a multiple of the device count by repeating run 0; the
     returned function takes and returns unpadded pytrees. Each run's computation is the
@@ -160,7 +265,7 @@ def shard_runs(fn, runs: int):
     Returns ``(call, devices)`` where ``call(*args)`` returns ``fn``'s output, and ``call.lower``
     compiles ahead of time (``call.compile(*args)``).
     """
-    mesh = RunsMesh(runs)
+    mesh = RunsMesh(runs, parts=parts)
     jitted = mesh.jit(fn)
 
     class Call:

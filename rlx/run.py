@@ -234,7 +234,7 @@ def run_population(agent: Agent, keys, hp, env_params=None, *, num_iterations: O
     if K <= 0:
         raise ValueError(f"chunk_iterations must be a positive integer, got {chunk_iterations}")
     runs = int(np.shape(jax.tree.leaves(keys)[0])[0])
-    mesh = mesh or RunsMesh(runs)
+    mesh = mesh or RunsMesh(runs, parts=agent.parts)
     env_axis = None if env_params is None else 0
     if "init" not in cache:
         cache["init"] = mesh.jit(vmap_runs(prog.init, mesh.padded, in_axes=(0, 0, env_axis)))

@@ -136,3 +136,51 @@ def test_brax_hopper_follows_the_protocol():
     _, state, _, term, trunc, _ = step(jax.random.PRNGKey(1), state, jnp.zeros(3), short)
     _, state, _, term, trunc, info = step(jax.random.PRNGKey(2), state, jnp.zeros(3), short)
     assert bool(trunc) and not bool(term) and bool(info["episode_done"])
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Breakout-MinAtar"])
+def test_gymnax_envs_step_exactly_as_gymnax_does(env_id):
+    """make() steps gymnax envs by step_env under rlx's AutoReset: gymnax's own numbers, resets included."""
+    import gymnax
+
+    env, p = envs.make(env_id)
+    ref, ref_p = gymnax.make(env_id)
+    n = envs.spec(env, p).num_actions
+
+    def rollout(step, reset, params):
+        def body(carry, key):
+            obs, s = carry
+            k_act, k_step = jax.random.split(key)
+            obs, s, r, term, trunc, info = step(k_step, s, jax.random.randint(k_act, (), 0, n), params)
+            return (obs, s), (obs, r, term, trunc, info["final_observation"])
+        return jax.lax.scan(body, reset(jax.random.PRNGKey(0), params), jax.random.split(jax.random.PRNGKey(1), 300))[1]
+
+    ours = jax.jit(lambda: rollout(env.step, env.reset, p))()
+    theirs = jax.jit(lambda: rollout(ref.step, ref.reset, ref_p))()
+    assert bool(np.any(ours[2] | ours[3]))  # episodes ended and were reset along the way
+    for a, b in zip(ours, theirs):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_presampled_steps_equal_keyed_steps():
+    env, p = envs.make("CartPole-v1")
+    vec = envs.VecEnv(env, 3)
+    _, s = vec.reset(jax.random.PRNGKey(0), p)
+    step, ended = jax.jit(vec.step), 0
+    for t in range(30):  # a constant action ends CartPole episodes within ~10 steps
+        key, action = jax.random.PRNGKey(t), jnp.array([0, 1, 1])
+        keyed = step(key, s, action, p)
+        presampled = step(vec.presample(key, p), s, action, p)
+        for a, b in zip(jax.tree.leaves(keyed), jax.tree.leaves(presampled)):
+            np.testing.assert_array_equal(a, b)
+        s, ended = keyed[1], ended + int(np.sum(keyed[3]))
+    assert ended >= 2  # resets were taken from the draws
+    many = vec.presample(key, p, num_steps=5)
+    assert many.key.shape[:2] == (5, 3) and many.obs.shape == (5, 3, 4)
+    # An env stack without AutoReset has no resets to draw: its draws are per-env step keys.
+    bare = envs.VecEnv(Counter(), 2)
+    draws = bare.presample(key, CounterParams(), num_steps=4)
+    assert draws.obs is None and draws.key.shape[:2] == (4, 2)
+    _, s = bare.reset(key, CounterParams())
+    out = bare.step(jax.tree.map(lambda x: x[0], draws), s, jnp.ones(2, jnp.int32), CounterParams())
+    np.testing.assert_array_equal(out[0], [[1.0], [1.0]])

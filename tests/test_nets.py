@@ -50,3 +50,24 @@ def test_orthogonal_init_is_orthonormal():
     np.testing.assert_allclose(w.T @ w, 4.0 * np.eye(8), atol=1e-4)
     wide = nets.orthogonal(1.0)(jax.random.PRNGKey(4), (8, 16))
     np.testing.assert_allclose(wide @ wide.T, np.eye(8), atol=1e-4)
+
+
+def test_sampling_from_presampled_noise_is_sampling():
+    from rlx import distributions
+
+    key = jax.random.PRNGKey(3)
+    logits = jax.random.normal(key, (5, 4))
+    cat = distributions.categorical(logits)
+    eps = distributions.noise(key, cat, (5,))
+    assert eps.shape == (5, 4)
+    np.testing.assert_array_equal(distributions.sample_from_noise(cat, eps), jax.random.categorical(key, logits))
+    mean, log_std = jax.random.normal(key, (2, 5, 3))
+    for dist in (distributions.gaussian(mean, log_std), distributions.tanh_gaussian(mean, log_std)):
+        eps = distributions.noise(key, dist, (5,))
+        assert eps.shape == (5, 3)
+        np.testing.assert_allclose(distributions.sample_from_noise(dist, eps), dist.sample(seed=key), rtol=1e-6, atol=1e-6)
+    # Gumbel-max draws follow the categorical's probabilities.
+    probs = jax.nn.softmax(logits[0])
+    draws = distributions.sample_from_noise(distributions.categorical(jnp.broadcast_to(logits[0], (20000, 4))),
+                                            distributions.noise(key, cat, (20000,)))
+    np.testing.assert_allclose(np.bincount(np.asarray(draws), minlength=4) / 20000, probs, atol=0.015)

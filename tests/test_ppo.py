@@ -172,6 +172,7 @@ def test_discrete_only_setting_on_a_continuous_env():
     ("hidden", (64, 0), "layer widths"),
     ("num_envs", 0, "positive integer"),
     ("total_timesteps", 100, "smaller than one iteration"),
+    ("grad_clip", "joint", "choose one of: per_network, global"),
 ])
 def test_bad_config_fields_are_named(field, value, match):
     with pytest.raises(ConfigError, match=match) as e:
@@ -196,3 +197,15 @@ def test_image_observations_are_flattened():
     assert kernel.shape == (10 * 10 * 4, 64)
     action = agent.act(agent.policy(state), jnp.zeros((10, 10, 4)), jax.random.PRNGKey(1), True)
     assert action.shape == ()
+
+
+def test_grad_clip_scopes_differ_and_only_per_network_fits_spread():
+    """A tiny clip bounds each network's step by its own norm, or both by their joint norm."""
+    runs = {}
+    for scope in ("per_network", "global"):
+        agent = _cartpole(total_timesteps=2 * 512, grad_clip=scope)
+        hp = agent.default_hparams().replace(max_grad_norm=jnp.float32(1e-3))
+        runs[scope] = jax.jit(make_train(agent, eval_every=2))(jax.random.PRNGKey(0), hp)[0].params
+        assert agent.parts == (2 if scope == "per_network" else 1)
+    leaves = [jax.tree.leaves(runs[s]) for s in runs]
+    assert not all(np.array_equal(a, b) for a, b in zip(*leaves))

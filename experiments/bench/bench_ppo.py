@@ -54,7 +54,7 @@ def main():
     hp = jax.tree.map(lambda x: jnp.broadcast_to(x, (args.seeds,) + jnp.shape(x)), hp)
 
     t0 = time.perf_counter()
-    call, devices = shard_runs(train, args.seeds)
+    call, devices = shard_runs(train, args.seeds, parts=agent.parts)
     call.compile(keys, hp)
     compile_s = time.perf_counter() - t0
     run_s, final = [], None
