@@ -1,8 +1,19 @@
+import hashlib
 import os
+import sys
+import tempfile
 
 # Tests run on the host CPU; keep XLA from grabbing every core for intra-op threads so the
 # two-core CI machine stays responsive, and keep compiled programs out of tests' timing.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+# One persistent compilation cache for the whole session: both xdist workers and every CLI
+# subprocess a test starts (a killed-and-resumed run compiles the same program three times).
+# Keyed by checkout and interpreter, so two checkouts or Pythons never share entries; jax keys
+# each entry by the program's HLO and the compiler versions, so a code change is a cache miss.
+_tag = hashlib.sha256(f"{os.path.dirname(os.path.abspath(__file__))}|{sys.version}".encode()).hexdigest()[:12]
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), f"rlx-test-jax-cache-{_tag}"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 
 
 import jax

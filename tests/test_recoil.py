@@ -44,7 +44,8 @@ def test_recoil_beats_bc_on_five_expert_episodes_plus_random_and_medium_data(exp
     assert len(ds_e.episode_returns()) == 5 and expert_score > 80, expert_score
     assert sub_score < 30, sub_score
 
-    steps, hidden = 8_000, (128, 128)
+    # 64×64 measured: ReCOIL 81, 71; BC on the union 1, −5; BC on D^E 98, 96 (128×128: 94, 92 at 1.7× the time).
+    steps, hidden = 8_000, (64, 64)
     agent = recoil.make(recoil.ReCOILConfig(total_steps=steps, steps_per_iteration=1_000, batch_size=128,
                                             hidden=hidden), ds_e, sub, env, params)
     hp = agent.default_hparams().replace(gamma=jnp.float32(0.9))

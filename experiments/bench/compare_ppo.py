@@ -1,16 +1,20 @@
-"""PPO CartPole-v1: rlx against rejax and Stable-Baselines3, in one run, one after another.
+"""PPO CartPole-v1: rlx against rejax and Stable-Baselines3, in one run.
 
     bash experiments/bench/run.sh           # sets up the anchor venvs, then runs this
+    ROUNDS=5 bash experiments/bench/run.sh  # more rounds on a noisy machine
 
 Writes experiments/results/bench_ppo_cartpole.json (every measurement, plus the ratios) and
-experiments/results/bench_ppo_cartpole.md (the README's performance table). Each entry is
-its own process, so no run warms up another's caches; they run one at a time so none
-competes for the 2 cores.
+experiments/results/bench_ppo_cartpole.md (the README's performance table). Each measurement is
+its own process, so no run warms up another's caches, and they run one at a time so none
+competes for the 2 cores. This VM's speed drifts by ±25% over minutes, so the JAX entries run in
+``ROUNDS`` interleaved rounds (rlx, rejax, rlx, rejax, ...): each row reports the median over
+rounds of each process's median run, and the ratios compare medians taken over the same minutes.
 """
 from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 
@@ -20,6 +24,17 @@ RAW = os.path.join(ROOT, "experiments", "results", "bench_ppo")
 REJAX = os.path.join(HERE, ".venv-rejax", "bin", "python")
 SB3 = os.path.join(HERE, ".venv-sb3", "bin", "python")
 MAIN = sys.executable
+
+# name: (label, setting, command). "1 seed, 2 devices" is what `rlx train --seeds 1` does on a
+# 2-core CPU: the run's actor and critic fits on separate cores (rlx.parallel.spread).
+JAX_ENTRIES = {
+    "rlx_s1": ("rlx (default: one run over 2 devices)", "1 seed", [MAIN, f"{HERE}/bench_ppo.py", "--seeds", "1", "--devices", "all"]),
+    "rlx_s1_1dev": ("rlx", "1 seed, 1 XLA device", [MAIN, f"{HERE}/bench_ppo.py", "--seeds", "1", "--devices", "1"]),
+    "rejax_s1": ("rejax", "1 seed", [REJAX, f"{HERE}/anchor_rejax.py", "--algo", "ppo", "--seeds", "1"]),
+    "rlx_s8": ("rlx (default: 1 device per core)", "8 seeds", [MAIN, f"{HERE}/bench_ppo.py", "--seeds", "8", "--devices", "all"]),
+    "rlx_s8_1dev": ("rlx", "8 seeds, 1 XLA device", [MAIN, f"{HERE}/bench_ppo.py", "--seeds", "8", "--devices", "1"]),
+    "rejax_s8": ("rejax", "8 seeds vmapped", [REJAX, f"{HERE}/anchor_rejax.py", "--algo", "ppo", "--seeds", "8"]),
+}
 
 
 def run(name, cmd):
@@ -32,39 +47,42 @@ def run(name, cmd):
 
 def main():
     os.makedirs(RAW, exist_ok=True)
+    rounds = int(os.environ.get("ROUNDS", "3"))
     steps = os.environ.get("SB3_STEPS", "100000")
-    results = {
-        "ceiling": run("matmul_ceiling", [MAIN, f"{HERE}/matmul_ceiling.py"]),
-        "rlx_s1": run("rlx_s1", [MAIN, f"{HERE}/bench_ppo.py", "--seeds", "1", "--devices", "1"]),
-        "rlx_s8_1dev": run("rlx_s8_1dev", [MAIN, f"{HERE}/bench_ppo.py", "--seeds", "8", "--devices", "1"]),
-        "rlx_s8": run("rlx_s8", [MAIN, f"{HERE}/bench_ppo.py", "--seeds", "8", "--devices", "all"]),
-        "rejax_s1": run("rejax_s1", [REJAX, f"{HERE}/anchor_rejax.py", "--algo", "ppo", "--seeds", "1"]),
-        "rejax_s8": run("rejax_s8", [REJAX, f"{HERE}/anchor_rejax.py", "--algo", "ppo", "--seeds", "8"]),
-        "sb3_4envs": run("sb3_4envs", [SB3, f"{HERE}/anchor_sb3.py", "--algo", "ppo", "--envs", "4", "--steps", steps]),
-        "sb3_16envs": run("sb3_16envs", [SB3, f"{HERE}/anchor_sb3.py", "--algo", "ppo", "--envs", "16",
-                                         "--steps", steps]),
-    }
-    ceiling = results["ceiling"]["gflops_per_s"]
-    flops = results["rlx_s1"]["xla_flops_per_env_step"]
-    rows = [
-        ("rlx", "1 seed", results["rlx_s1"]),
-        ("rejax", "1 seed", results["rejax_s1"]),
-        ("rlx", "8 seeds, 1 XLA device", results["rlx_s8_1dev"]),
-        ("rlx (default: 1 device per core)", "8 seeds, 2 devices", results["rlx_s8"]),
-        ("rejax", "8 seeds vmapped", results["rejax_s8"]),
-        ("Stable-Baselines3", f"4 envs, {int(steps) // 1000}k steps", results["sb3_4envs"]),
-        ("Stable-Baselines3", f"16 envs, {int(steps) // 1000}k steps", results["sb3_16envs"]),
-    ]
+    ceiling = run("matmul_ceiling", [MAIN, f"{HERE}/matmul_ceiling.py"])
+    per_round = {name: [] for name in JAX_ENTRIES}
+    for r in range(rounds):
+        for name, (_, _, cmd) in JAX_ENTRIES.items():
+            per_round[name].append(run(f"{name}_round{r}", cmd))
+    sb3 = {"sb3_4envs": run("sb3_4envs", [SB3, f"{HERE}/anchor_sb3.py", "--algo", "ppo", "--envs", "4", "--steps", steps]),
+           "sb3_16envs": run("sb3_16envs", [SB3, f"{HERE}/anchor_sb3.py", "--algo", "ppo", "--envs", "16",
+                                            "--steps", steps])}
+
+    def summary_of(results):
+        rate = statistics.median(r["env_steps_per_s"] for r in results)
+        return {"env_steps_per_s": rate, "env_steps_per_s_rounds": [r["env_steps_per_s"] for r in results],
+                "compile_s": statistics.median(r["compile_s"] for r in results),
+                "final_return_median": statistics.median(_median(r["final_return"]) for r in results)}
+
+    med = {name: summary_of(res) for name, res in per_round.items()}
+    med.update({name: summary_of([res]) for name, res in sb3.items()})
+    flops = per_round["rlx_s1"][0]["xla_flops_per_env_step"]
+    ceiling_gflops = ceiling["gflops_per_s"]
+    rows = [(label, setting, med[name]) for name, (label, setting, _) in JAX_ENTRIES.items()]
+    rows += [("Stable-Baselines3", f"4 envs, {int(steps) // 1000}k steps", med["sb3_4envs"]),
+             ("Stable-Baselines3", f"16 envs, {int(steps) // 1000}k steps", med["sb3_16envs"])]
+    ratio = lambda a, b: med[a]["env_steps_per_s"] / med[b]["env_steps_per_s"]
     summary = {
-        "matmul_ceiling_gflops": ceiling,
+        "rounds": rounds,
+        "matmul_ceiling_gflops": ceiling_gflops,
         "xla_flops_per_env_step": flops,
-        "ratio_1seed_vs_rejax": results["rlx_s1"]["env_steps_per_s"] / results["rejax_s1"]["env_steps_per_s"],
-        "ratio_8seeds_vs_rejax": results["rlx_s8"]["env_steps_per_s"] / results["rejax_s8"]["env_steps_per_s"],
-        "ratio_8seeds_1dev_vs_rejax": results["rlx_s8_1dev"]["env_steps_per_s"] / results["rejax_s8"]["env_steps_per_s"],
-        "rows": [{"framework": f, "setting": s, "env_steps_per_s": r["env_steps_per_s"], "compile_s": r["compile_s"],
-                  "final_return_median": _median(r["final_return"]),
-                  "flop_utilisation": flops * r["env_steps_per_s"] / (ceiling * 1e9)} for f, s, r in rows],
-        "raw": results,
+        "ratio_1seed_vs_rejax": ratio("rlx_s1", "rejax_s1"),
+        "ratio_1seed_1dev_vs_rejax": ratio("rlx_s1_1dev", "rejax_s1"),
+        "ratio_8seeds_vs_rejax": ratio("rlx_s8", "rejax_s8"),
+        "ratio_8seeds_1dev_vs_rejax": ratio("rlx_s8_1dev", "rejax_s8"),
+        "rows": [{"framework": f, "setting": s, **r,
+                  "flop_utilisation": flops * r["env_steps_per_s"] / (ceiling_gflops * 1e9)} for f, s, r in rows],
+        "raw": {"ceiling": ceiling, **per_round, **sb3},
     }
     with open(os.path.join(ROOT, "experiments", "results", "bench_ppo_cartpole.json"), "w") as f:
         json.dump(summary, f, indent=2)
@@ -74,10 +92,12 @@ def main():
         lines.append(f"| {r['framework']} | {r['setting']} | {r['env_steps_per_s']:,.0f} | {r['compile_s']:.1f} | "
                      f"{r['final_return_median']:.0f} | {100 * r['flop_utilisation']:.1f}% |")
     lines.append("")
-    lines.append(f"Ratios: rlx/rejax 1 seed {summary['ratio_1seed_vs_rejax']:.2f}×, 8 seeds "
+    lines.append(f"Medians over {rounds} interleaved rounds. Ratios rlx/rejax: 1 seed "
+                 f"{summary['ratio_1seed_vs_rejax']:.2f}× (default, 2 devices) and "
+                 f"{summary['ratio_1seed_1dev_vs_rejax']:.2f}× (one XLA device); 8 seeds "
                  f"{summary['ratio_8seeds_vs_rejax']:.2f}× (default layout) and "
                  f"{summary['ratio_8seeds_1dev_vs_rejax']:.2f}× (one XLA device). FLOP utilisation = XLA-counted "
-                 f"{flops / 1e6:.3f} MFLOP per env step × env-steps/s ÷ the {ceiling:.0f} GFLOP/s dense-matmul "
+                 f"{flops / 1e6:.3f} MFLOP per env step × env-steps/s ÷ the {ceiling_gflops:.0f} GFLOP/s dense-matmul "
                  f"ceiling measured in the same run (same FLOP count per step applied to every framework).")
     with open(os.path.join(ROOT, "experiments", "results", "bench_ppo_cartpole.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
