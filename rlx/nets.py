@@ -12,6 +12,9 @@ import numpy as np
 from rlx import distributions
 
 
+SMALL_OUTPUT = 2  # heads this narrow (a value, a Q, a mean, two logits) take the transposed-g path
+
+
 @jax.custom_vjp
 def matmul(x, w):
     """``x @ w`` for x [..., n] and w [n, m], with a backward pass shaped for XLA:CPU's fast matmuls.
@@ -22,7 +25,9 @@ def matmul(x, w):
     minibatch step: 10–20 µs per weight gradient instead of a few). Transposing x first, behind an
     ``optimization_barrier`` so XLA does not fold the transpose back into the dot, makes it an
     ordinary [n, B] @ [B, m] matmul. Measured: PPO CartPole 1 seed +4–6%, SAC Pendulum 256×256
-    +5% updates/s.
+    +5% updates/s. For a head of m ≤ SMALL_OUTPUT outputs it is cheaper still to transpose g
+    ([B, m], tiny) and compute (gᵀ x)ᵀ: SAC's mean and log-σ heads took ~90 µs each per update
+    as matrix-vector products on the generic emitter (256×256 SAC: ~4.8 → 4.3 ms per update).
     """
     return x @ w
 
@@ -33,8 +38,11 @@ def _matmul_fwd(x, w):
 
 def _matmul_bwd(residuals, g):
     x, w = residuals
-    x_t = jax.lax.optimization_barrier(x.reshape(-1, x.shape[-1]).T)  # [n, B], materialised
-    return g @ w.T, x_t @ g.reshape(-1, g.shape[-1])
+    x2, g2 = x.reshape(-1, x.shape[-1]), g.reshape(-1, g.shape[-1])
+    if g2.shape[-1] <= SMALL_OUTPUT:  # a head of a few outputs: transpose g, not x
+        return g @ w.T, (jax.lax.optimization_barrier(g2.T) @ x2).T
+    x_t = jax.lax.optimization_barrier(x2.T)  # [n, B], materialised
+    return g @ w.T, x_t @ g2
 
 
 matmul.defvjp(_matmul_fwd, _matmul_bwd)

@@ -7,12 +7,13 @@ import pytest
 from rlx import nets
 
 
+@pytest.mark.parametrize("outputs", [4, 1])  # 1: a head, whose weight gradient transposes g instead of x
 @pytest.mark.parametrize("x_shape", [(7, 3), (2, 5, 3), (3,)])
-def test_matmul_gradients_equal_autodiff_of_a_plain_matmul(x_shape):
+def test_matmul_gradients_equal_autodiff_of_a_plain_matmul(x_shape, outputs):
     kx, kw, kg = jax.random.split(jax.random.PRNGKey(0), 3)
     x = jax.random.normal(kx, x_shape)
-    w = jax.random.normal(kw, (3, 4))
-    probe = jax.random.normal(kg, x_shape[:-1] + (4,))  # a non-uniform cotangent
+    w = jax.random.normal(kw, (3, outputs))
+    probe = jax.random.normal(kg, x_shape[:-1] + (outputs,))  # a non-uniform cotangent
 
     def loss(f):
         return lambda x, w: jnp.sum(jnp.tanh(f(x, w)) * probe)
