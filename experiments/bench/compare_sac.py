@@ -1,11 +1,14 @@
 """SAC Pendulum-v1: rlx against rejax and Stable-Baselines3, in one run, one after another.
 
-    .venv/bin/python experiments/bench/compare_sac.py      # anchor venvs from setup_anchors.sh
+    bash experiments/bench/run.sh sac       # sets up the anchor venvs, then runs this
+    ROUNDS=5 bash experiments/bench/run.sh sac
 
 256×256 ReLU networks, batch 256, one update per env step, 1000 warm-up steps, 20k steps.
 Writes experiments/results/bench_sac_pendulum.json (every measurement, plus the ratios) and
 experiments/results/bench_sac_pendulum.md (the table). Each entry is its own process, so
-no run warms up another's caches; they run one at a time so none competes for the cores.
+no run warms up another's caches; they run one at a time so none competes for the cores. This
+VM's speed drifts by ±25% over minutes, so the ceilings, rlx and rejax run in ``ROUNDS``
+interleaved rounds and each row reports the median over rounds.
 
 FLOP utilisation = XLA-counted FLOPs of one rlx update (compiled alone) × updates/s ÷ the
 dense-matmul ceiling measured in the same run. The same per-update count is applied to
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 
@@ -39,24 +43,30 @@ def run(name, cmd):
 
 def main():
     os.makedirs(RAW, exist_ok=True)
+    rounds = int(os.environ.get("ROUNDS", "3"))
     steps = int(os.environ.get("SAC_STEPS", "20000"))
     steps8 = int(os.environ.get("SAC8_STEPS", "5000"))
-    results = {
-        "ceiling": run("matmul_ceiling", [MAIN, f"{HERE}/matmul_ceiling.py"]),
-        # The same chain at SAC's own shape ([256, 256] @ [256, 256]): the most a program made
-        # only of these matmuls reaches on this CPU, i.e. where 100% of the useful work would sit.
-        "ceiling_b256": run("matmul_ceiling_b256", [MAIN, f"{HERE}/matmul_ceiling.py", "--batch", "256",
-                                                    "--iters", "2000"]),
-        "rlx_s1": run("rlx_s1", [MAIN, f"{HERE}/bench_sac.py", "--seeds", "1", "--devices", "1", "--steps", str(steps)]),
+    ceiling_cmd = [MAIN, f"{HERE}/matmul_ceiling.py"]
+    # The same chain at SAC's own shape ([256, 256] @ [256, 256]): the most a program made
+    # only of these matmuls reaches on this CPU, i.e. where 100% of the useful work would sit.
+    ceiling256_cmd = [MAIN, f"{HERE}/matmul_ceiling.py", "--batch", "256", "--iters", "2000"]
+    rlx_cmd = [MAIN, f"{HERE}/bench_sac.py", "--seeds", "1", "--devices", "1", "--steps", str(steps)]
+    rejax_cmd = [REJAX, f"{HERE}/anchor_rejax.py", "--algo", "sac", "--seeds", "1", "--steps", str(steps),
+                 "--repeats", "1"]
+    per_round = {"ceiling": [], "ceiling_b256": [], "rlx_s1": [], "rejax_s1": []}
+    for r in range(rounds):  # interleaved, so rlx and rejax see the same minutes of this noisy VM
+        per_round["ceiling"].append(run(f"matmul_ceiling_round{r}", ceiling_cmd))
+        per_round["ceiling_b256"].append(run(f"matmul_ceiling_b256_round{r}", ceiling256_cmd))
+        per_round["rlx_s1"].append(run(f"rlx_s1_round{r}", rlx_cmd))
+        per_round["rejax_s1"].append(run(f"rejax_s1_round{r}", rejax_cmd))
+    once = {
         "rlx_s8": run("rlx_s8", [MAIN, f"{HERE}/bench_sac.py", "--seeds", "8", "--devices", "all",
                                  "--steps", str(steps8)]),
-        "rejax_s1": run("rejax_s1", [REJAX, f"{HERE}/anchor_rejax.py", "--algo", "sac", "--seeds", "1",
-                                     "--steps", str(steps), "--repeats", "1"]),
         "sb3_s1": run("sb3_s1", [SB3, f"{HERE}/anchor_sb3.py", "--algo", "sac", "--steps", str(steps)]),
     }
-    ceiling = results["ceiling"]["gflops_per_s"]
-    ceiling256 = results["ceiling_b256"]["gflops_per_s"]
-    flops = results["rlx_s1"]["xla_flops_per_update"]
+    ceiling = statistics.median(c["gflops_per_s"] for c in per_round["ceiling"])
+    ceiling256 = statistics.median(c["gflops_per_s"] for c in per_round["ceiling_b256"])
+    flops = per_round["rlx_s1"][0]["xla_flops_per_update"]
 
     def updates_per_s(r):
         if "updates_per_s" in r:
@@ -64,25 +74,39 @@ def main():
         # Anchors: one update per env step after the same 1000-step warm-up.
         return r["env_steps_per_s"] * (r["steps"] - WARMUP) / r["steps"] if "steps" in r else r["env_steps_per_s"]
 
+    def summary_of(results):
+        return {"env_steps_per_s": statistics.median(r["env_steps_per_s"] for r in results),
+                "updates_per_s": statistics.median(updates_per_s(r) for r in results),
+                "updates_per_s_rounds": [updates_per_s(r) for r in results],
+                "compile_s": statistics.median(r["compile_s"] for r in results),
+                "final_return_median": statistics.median(_median(r["final_return"]) for r in results)}
+
+    med = {"rlx_s1": summary_of(per_round["rlx_s1"]), "rejax_s1": summary_of(per_round["rejax_s1"]),
+           **{name: summary_of([r]) for name, r in once.items()}}
+    # Utilisation of each round against that round's own ceiling, then the median over rounds.
+    util = lambda name: statistics.median(
+        flops * updates_per_s(r) / (c["gflops_per_s"] * 1e9) for r, c in zip(per_round[name], per_round["ceiling"]))
     rows = [
-        ("rlx", f"1 seed, {steps // 1000}k steps", results["rlx_s1"]),
-        ("rejax", f"1 seed, {steps // 1000}k steps", results["rejax_s1"]),
-        ("Stable-Baselines3", f"1 env, {steps // 1000}k steps", results["sb3_s1"]),
-        ("rlx (default: 1 device per core)", f"8 seeds vmapped, 2 devices, {steps8 // 1000}k steps",
-         results["rlx_s8"]),
+        ("rlx", f"1 seed, {steps // 1000}k steps", "rlx_s1"),
+        ("rejax", f"1 seed, {steps // 1000}k steps", "rejax_s1"),
+        ("Stable-Baselines3", f"1 env, {steps // 1000}k steps", "sb3_s1"),
+        ("rlx (default: 1 device per core)", f"8 seeds vmapped, 2 devices, {steps8 // 1000}k steps", "rlx_s8"),
     ]
+    ratios = [updates_per_s(a) / updates_per_s(b) for a, b in zip(per_round["rlx_s1"], per_round["rejax_s1"])]
     summary = {
+        "rounds": rounds,
         "matmul_ceiling_gflops": ceiling,
         "matmul_b256_gflops": ceiling256,
         "xla_flops_per_update": flops,
-        "ratio_1seed_vs_rejax": results["rlx_s1"]["env_steps_per_s"] / results["rejax_s1"]["env_steps_per_s"],
-        "ratio_1seed_vs_sb3": results["rlx_s1"]["env_steps_per_s"] / results["sb3_s1"]["env_steps_per_s"],
-        "rows": [{"framework": f, "setting": s, "env_steps_per_s": r["env_steps_per_s"],
-                  "updates_per_s": updates_per_s(r), "compile_s": r["compile_s"],
-                  "final_return_median": _median(r["final_return"]),
-                  "flop_utilisation": flops * updates_per_s(r) / (ceiling * 1e9),
-                  "flop_utilisation_b256": flops * updates_per_s(r) / (ceiling256 * 1e9)} for f, s, r in rows],
-        "raw": results,
+        "ratio_1seed_vs_rejax": med["rlx_s1"]["updates_per_s"] / med["rejax_s1"]["updates_per_s"],
+        "ratio_1seed_vs_rejax_rounds": ratios,
+        "ratio_1seed_vs_sb3": med["rlx_s1"]["updates_per_s"] / med["sb3_s1"]["updates_per_s"],
+        "flop_utilisation_1seed": util("rlx_s1"),
+        "rows": [{"framework": f, "setting": s, **med[name],
+                  "flop_utilisation": flops * med[name]["updates_per_s"] / (ceiling * 1e9),
+                  "flop_utilisation_b256": flops * med[name]["updates_per_s"] / (ceiling256 * 1e9)}
+                 for f, s, name in rows],
+        "raw": {**per_round, **once},
     }
     with open(os.path.join(ROOT, "experiments", "results", "bench_sac_pendulum.json"), "w") as f:
         json.dump(summary, f, indent=2)
@@ -94,20 +118,20 @@ def main():
                      f"{r['compile_s']:.1f} | {r['final_return_median']:.0f} | {100 * r['flop_utilisation']:.1f}% | "
                      f"{100 * r['flop_utilisation_b256']:.1f}% |")
     lines.append("")
-    lines.append(f"Ratios (1 seed): rlx/rejax {summary['ratio_1seed_vs_rejax']:.2f}×, rlx/SB3 "
-                 f"{summary['ratio_1seed_vs_sb3']:.2f}×. FLOP utilisation = XLA-counted {flops / 1e9:.3f} GFLOP per "
+    lines.append(f"Medians over {rounds} interleaved rounds (matmul ceilings, rlx, rejax; SB3 and the 8-seed row once). "
+                 f"Ratios (1 seed, updates/s): rlx/rejax {summary['ratio_1seed_vs_rejax']:.2f}× (per round: "
+                 f"{', '.join(f'{x:.2f}' for x in ratios)}), rlx/SB3 {summary['ratio_1seed_vs_sb3']:.2f}×. "
+                 f"FLOP utilisation = XLA-counted {flops / 1e9:.3f} GFLOP per "
                  f"update × updates/s ÷ the {ceiling:.0f} GFLOP/s dense-matmul ceiling ([4096, 256] @ [256, 256] chain) "
                  f"measured in the same run; the last column divides by the {ceiling256:.0f} GFLOP/s the same chain "
-                 f"reaches at SAC's own shape ([256, 256] @ [256, 256]). "
-                 f"Load average before/after the rlx 1-seed run: {results['rlx_s1']['loadavg_before'][0]:.1f} / "
-                 f"{results['rlx_s1']['loadavg_after'][0]:.1f} (2 cores).")
+                 f"reaches at SAC's own shape ([256, 256] @ [256, 256]).")
     target = 0.85 * ceiling * 1e9 / flops
     lines += ["", "Targets (issue 3):", "",
               f"- 1 seed ≥ 1.4× rejax: {summary['ratio_1seed_vs_rejax']:.2f}× — "
               f"{'met' if summary['ratio_1seed_vs_rejax'] >= 1.4 else 'NOT met'}",
               f"- 1 seed ≥ 85% of the dense ceiling ({target:.0f} updates/s): "
-              f"{100 * summary['rows'][0]['flop_utilisation']:.0f}% — "
-              f"{'met' if summary['rows'][0]['flop_utilisation'] >= 0.85 else 'NOT met'}. At SAC's shape a chain of "
+              f"{100 * summary['flop_utilisation_1seed']:.0f}% — "
+              f"{'met' if summary['flop_utilisation_1seed'] >= 0.85 else 'NOT met'}. At SAC's shape a chain of "
               f"nothing but matmuls reaches {100 * ceiling256 / ceiling:.0f}% of the dense ceiling on this CPU."]
     with open(os.path.join(ROOT, "experiments", "results", "bench_sac_pendulum.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
