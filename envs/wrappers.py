@@ -6,7 +6,8 @@ Every wrapper keeps the protocol
 and stores what it needs in its state, so a stack of wrappers stays a pure function that
 vmaps over keys and over env params.
 
-Order, innermost first: ``GymnaxNoReset`` (gymnax envs) or the Brax adapter, ``AutoReset``, ``EpisodeStats``, ``ClipAction``/``RescaleAction``, ``VecEnv``,
+Order, innermost first: a gymnax env (which auto-resets itself), or the Brax adapter or
+``GymnaxNoReset`` under ``AutoReset``; ``EpisodeStats``, ``ClipAction``/``RescaleAction``, ``VecEnv``,
 ``NormalizeObservation`` (it wraps the vectorised env, so all parallel envs share one set
 of statistics, which the policy also uses at evaluation time).
 """
@@ -80,9 +81,11 @@ class AutoReset(Wrapper):
 class GymnaxNoReset(Wrapper):
     """A gymnax env stepped by its ``step_env``, without gymnax's built-in auto-reset.
 
-    ``make`` puts :class:`AutoReset` on top. gymnax's ``step`` splits its key into a step key
-    and a reset key, runs ``step_env`` and ``reset_env`` and selects; AutoReset does the same
-    with the same keys, so results do not change, and it can take its resets drawn in advance.
+    Put :class:`AutoReset` on top: gymnax's ``step`` splits its key into a step key and a reset
+    key, runs ``step_env`` and ``reset_env`` and selects; AutoReset does the same with the same
+    keys, so the numbers are gymnax's (tested), and it can take resets drawn in advance
+    (``VecEnv.presample``). ``rlx.envs.make`` does not use it: on CartPole, PPO with gymnax's own
+    step ran ~7% faster on one device (PPO draws its env keys ahead either way).
     """
 
     def reset(self, key, params=None):

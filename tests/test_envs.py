@@ -140,11 +140,11 @@ def test_brax_hopper_follows_the_protocol():
 
 @pytest.mark.parametrize("env_id", ["CartPole-v1", "Breakout-MinAtar"])
 def test_gymnax_envs_step_exactly_as_gymnax_does(env_id):
-    """make() steps gymnax envs by step_env under rlx's AutoReset: gymnax's own numbers, resets included."""
+    """step_env under rlx's AutoReset gives gymnax's own numbers, resets included."""
     import gymnax
 
-    env, p = envs.make(env_id)
     ref, ref_p = gymnax.make(env_id)
+    env, p = envs.AutoReset(envs.GymnaxNoReset(ref)), ref_p
     n = envs.spec(env, p).num_actions
 
     def rollout(step, reset, params):
@@ -163,8 +163,10 @@ def test_gymnax_envs_step_exactly_as_gymnax_does(env_id):
 
 
 def test_presampled_steps_equal_keyed_steps():
-    env, p = envs.make("CartPole-v1")
-    vec = envs.VecEnv(env, 3)
+    import gymnax
+
+    env, p = gymnax.make("CartPole-v1")
+    vec = envs.VecEnv(envs.EpisodeStats(envs.AutoReset(envs.GymnaxNoReset(env))), 3)
     _, s = vec.reset(jax.random.PRNGKey(0), p)
     step, ended = jax.jit(vec.step), 0
     for t in range(30):  # a constant action ends CartPole episodes within ~10 steps
