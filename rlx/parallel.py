@@ -8,10 +8,11 @@ the runs axis over them runs the shards side by side: on 2 cores, 8 PPO seeds ra
 A single run can use several devices too, when its update has independent *parts*: PPO's
 actor and critic (each fitted on the same minibatches, clipped and stepped separately).
 SAC does not spread: its 256-wide matmuls already keep both cores busy in one program, and
-spreading its critic and actor gradients measured slower (151 vs 180 updates/s). The agent writes the parts as one function
-``fn(names) -> {name: result}`` and calls :func:`spread`; run on one device (or under
-``vmap``) that is just ``fn(all names)``, while a run spread over a ``'parts'`` mesh axis
-computes each part on its own device and exchanges the results with one all-reduce.
+spreading its critic and actor gradients measured slower (151 vs 180 updates/s). The agent
+writes the parts as one function ``fn(names) -> {name: result}`` and calls :func:`spread`;
+run on one device (or under ``vmap``) that is just ``fn(all names)``, while a run spread
+over a ``'parts'`` mesh axis computes each part on its own device and exchanges the results
+with one all-reduce.
 Everything else (rollouts, targets, evaluation) runs replicated on every device.
 
 ``use_all_cpu_cores()`` must run before jax initialises its backends; the CLI calls it
