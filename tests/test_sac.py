@@ -13,10 +13,12 @@ from toy_envs import Counter, CounterParams
 
 
 def test_pendulum_20k_two_seeds_learns():
-    # 64×64 networks keep this test ~4× cheaper than the paper's 256×256; both learn Pendulum.
-    # Untrained policies score about −1200 to −1500; trained ones −120 to −200.
+    # 64×64 networks and batch 64 keep this test cheap (the paper: 256×256, batch 256). Untrained
+    # policies score about −1200 to −1500. Measured medians of seed pairs 0, 1, 2 (keys split from
+    # PRNGKey(pair)): −157, −175, −121 at batch 64 (13 s of running here), −162, −170, −122 at 256 (38 s).
     env, params = envs.make("Pendulum-v1")
-    agent = sac.make(sac.SACConfig(total_timesteps=20_000, hidden=(64, 64)), env, params)
+    agent = sac.make(sac.SACConfig(total_timesteps=20_000, hidden=(64, 64), batch_size=64, buffer_size=20_000), env,
+                     params)
     train = jax.jit(jax.vmap(make_train(agent, eval_every=agent.num_iterations, eval_episodes=16),
                              in_axes=(0, None)))
     _, metrics = train(jax.random.split(jax.random.PRNGKey(0), 2), agent.default_hparams())

@@ -11,9 +11,11 @@ from rlx.run import make_train
 
 
 def test_pendulum_20k_two_seeds_learns():
-    # 64×64 networks to keep the test cheap; untrained policies score about −1200 to −1500.
+    # 64×64 networks and batch 64 keep the test cheap; untrained policies score about −1200 to −1500.
+    # Measured medians of seed pairs 0, 1, 2: −157, −178, −123 at batch 64; −154, −175, −124 at 256.
     env, params = envs.make("Pendulum-v1")
-    agent = td3.make(td3.TD3Config(total_timesteps=20_000, hidden=(64, 64)), env, params)
+    agent = td3.make(td3.TD3Config(total_timesteps=20_000, hidden=(64, 64), batch_size=64, buffer_size=20_000), env,
+                     params)
     train = jax.jit(jax.vmap(make_train(agent, eval_every=agent.num_iterations, eval_episodes=16),
                              in_axes=(0, None)))
     _, metrics = train(jax.random.split(jax.random.PRNGKey(0), 2), agent.default_hparams())
