@@ -119,16 +119,22 @@ def my_surrogate(batch, *, margin=0.1):
 
 @pytest.mark.parametrize("objective", objectives.names() + [my_surrogate])
 def test_every_objective_plugs_in(objective):
+    # Three PPO iterations through the agent's own update (the run loop is the same for every
+    # objective and is tested above); each objective compiles its own program.
     env, params = envs.make("CartPole-v1")
-    agent = ppo.make(ppo.PPOConfig(total_timesteps=8 * 128, num_envs=2, num_steps=64, hidden=(16,)), env, params,
+    agent = ppo.make(ppo.PPOConfig(total_timesteps=3 * 128, num_envs=2, num_steps=64, hidden=(16,)), env, params,
                      objective=objective)
     hp = agent.default_hparams()
-    state, metrics = jax.jit(make_train(agent, eval_every=8, eval_episodes=2))(jax.random.PRNGKey(0), hp)
-    assert np.isfinite(np.asarray(metrics["loss/policy"])).all()
-    assert np.isfinite(np.asarray(metrics["eval/return"])).all()
-    # Something was learned: the parameters moved.
-    init = agent.init(jax.random.split(jax.random.PRNGKey(0))[1], hp)
-    assert not np.allclose(jax.tree.leaves(init.params)[0], jax.tree.leaves(state.params)[0])
+    init = jax.jit(agent.init)(jax.random.PRNGKey(0), hp)
+    update = jax.jit(agent.update)
+    state = init
+    for _ in range(agent.num_iterations):
+        state, metrics = update(state, hp)
+        assert np.isfinite(np.asarray(metrics["loss/policy"])) and np.isfinite(np.asarray(metrics["approx_kl"]))
+    assert int(state.iteration) == 3
+    # Something was learned: every actor weight moved.
+    for a, b in zip(jax.tree.leaves(init.params["actor"]), jax.tree.leaves(state.params["actor"])):
+        assert not np.allclose(a, b)
 
 
 def test_adaptive_kl_coefficient_moves():
