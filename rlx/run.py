@@ -151,6 +151,11 @@ class Chunks:
         return out
 
 
+def _strongly_typed(x):
+    x = jnp.asarray(x)
+    return jax.lax.convert_element_type(x, x.dtype) if jax.typeof(x).weak_type else x
+
+
 def make_chunks(agent: Agent, num_iterations: Optional[int] = None, *, eval_every: Optional[int] = None,
                 eval_episodes: int = 8, progress: Optional[Callable] = None) -> Chunks:
     """The run loop as ``init(key, hp, env_params=None) -> carry`` and ``advance`` (see :class:`Chunks`)."""
@@ -165,7 +170,11 @@ def make_chunks(agent: Agent, num_iterations: Optional[int] = None, *, eval_ever
 
     def init(key, hp, env_params=None):
         key, k_init, k_eval = jax.random.split(key, 3)
-        return {"state": agent.init(k_init, hp, env_params), "eval_key": k_eval, "env_params": env_params}
+        carry = {"state": agent.init(k_init, hp, env_params), "eval_key": k_eval, "env_params": env_params}
+        # Strongly typed leaves (gymnax's env params are Python floats, weakly typed): a carry
+        # restored from a checkpoint is strongly typed, and with the same types a resumed run
+        # is the very program of a fresh one instead of a second compile.
+        return jax.tree.map(_strongly_typed, carry)
 
     def advance(carry, hp, start, length: int):
         k_eval = carry["eval_key"]

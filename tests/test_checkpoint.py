@@ -71,6 +71,7 @@ def test_chunked_and_resumed_equal_one_call(tmp_path):
 
     resumed = stop_then_resume(agent, keys, hp, tmp_path / "ck", 4, cache, eval_every=2, eval_episodes=2)
     assert same((whole.state, whole.metrics), (resumed.state, resumed.metrics))
+    assert sorted(cache["compiled"]) == [2, 4, 6]  # the stopped and resumed runs reused the chunked run's programs
 
     # A different run must not resume from it.
     with pytest.raises(CheckpointError, match="different run.*test"):
@@ -86,10 +87,11 @@ def test_sac_resumes_with_its_replay_buffer(tmp_path):
                                    learning_starts=60, buffer_size=200), env, ep)  # updates from iteration 3; the buffer wraps
     keys = jax.random.split(jax.random.PRNGKey(1), 2)
     hp = jax.tree.map(lambda x: jnp.stack([x] * 2), agent.default_hparams())
-    cache = {}
-    whole = run_population(agent, keys, hp, eval_every=12, eval_episodes=1, cache=cache)
+    cache = {}  # the uninterrupted reference runs the same chunks: one program for all three runs
+    whole = run_population(agent, keys, hp, eval_every=12, eval_episodes=1, chunk_iterations=4, cache=cache)
     resumed = stop_then_resume(agent, keys, hp, tmp_path / "ck", 4, cache, eval_every=12, eval_episodes=1)
     assert same((whole.state, whole.metrics), (resumed.state, resumed.metrics))
+    assert len(cache["compiled"]) == 1  # the resumed carry has a fresh carry's types
 
 
 def test_offline_iql_resumes_bitwise(tmp_path, medium):
@@ -100,10 +102,11 @@ def test_offline_iql_resumes_bitwise(tmp_path, medium):
                      ep)
     keys = jax.random.split(jax.random.PRNGKey(2), 2)
     hp = jax.tree.map(lambda x: jnp.stack([x] * 2), agent.default_hparams())
-    cache = {}
-    whole = run_population(agent, keys, hp, eval_every=12, eval_episodes=1, cache=cache)
+    cache = {}  # the uninterrupted reference runs the same chunks: one program for all three runs
+    whole = run_population(agent, keys, hp, eval_every=12, eval_episodes=1, chunk_iterations=4, cache=cache)
     resumed = stop_then_resume(agent, keys, hp, tmp_path / "ck", 4, cache, eval_every=12, eval_episodes=1)
     assert same((whole.state, whole.metrics), (resumed.state, resumed.metrics))
+    assert len(cache["compiled"]) == 1  # the resumed carry has a fresh carry's types
 
 
 def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
