@@ -74,11 +74,12 @@ def test_vmapped_run_equals_single_runs_over_seeds_and_hparams(short):
     states, metrics = jax.jit(jax.vmap(make_train(agent, eval_every=10)))(keys, hp_batch)
     for i in range(3):
         s, m = train(keys[i], hp.replace(lr=lrs[i]))
-        # Batched and plain matmuls round differently, and 320 Adam steps carry that on: on an
-        # AVX2 CPU the largest gap was 1.4e-6 on weights of size ~0.6 (an element near 0 then
-        # fails a pure 1e-6 tolerance). A mixed-up key or hyperparameter moves weights by ~1e-2.
+        # Batched and plain matmuls round differently, and 320 Adam steps carry that on. On this
+        # AVX2 CPU the largest gap was 1.1e-5 (the lr 1e-3 run; 2.6e-6 before the plain program's
+        # 2-output head took its own gradient kernel, rlx.nets.matmul), while the same comparison
+        # with run 1's key differs by 1.09. The tolerance sits far from both.
         for a, b in zip(jax.tree.leaves(s.params), jax.tree.leaves(states.params)):
-            np.testing.assert_allclose(a, b[i], rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(a, b[i], rtol=1e-5, atol=1e-4)
         np.testing.assert_allclose(m["loss/value"], metrics["loss/value"][i], rtol=1e-4, atol=1e-5)
 
 
