@@ -78,6 +78,17 @@ def test_chunked_and_resumed_equal_one_call(tmp_path):
         Checkpointer(tmp_path / "ck", {"test": "other"}).restore(None)
 
 
+def assert_resume_is_bitwise(agent, key, directory):
+    """Two runs of 12 iterations in chunks of 4: one uninterrupted, one stopped and resumed at 4."""
+    keys = jax.random.split(key, 2)
+    hp = jax.tree.map(lambda x: jnp.stack([x] * 2), agent.default_hparams())
+    cache = {}  # the uninterrupted reference runs the same chunks: one program for all three runs
+    whole = run_population(agent, keys, hp, eval_every=12, eval_episodes=1, chunk_iterations=4, cache=cache)
+    resumed = stop_then_resume(agent, keys, hp, directory, 4, cache, eval_every=12, eval_episodes=1)
+    assert same((whole.state, whole.metrics), (resumed.state, resumed.metrics))
+    assert len(cache["compiled"]) == 1  # the resumed carry has a fresh carry's types
+
+
 def test_sac_resumes_with_its_replay_buffer(tmp_path):
     """The checkpoint is the run loop's whole carry: SAC's replay buffer and optimiser states too."""
     from rlx.agents import sac
@@ -85,13 +96,7 @@ def test_sac_resumes_with_its_replay_buffer(tmp_path):
     env, ep = envs.make("Pendulum-v1")
     agent = sac.make(sac.SACConfig(total_timesteps=240, train_freq=20, hidden=(16, 16), batch_size=32,
                                    learning_starts=60, buffer_size=200), env, ep)  # updates from iteration 3; the buffer wraps
-    keys = jax.random.split(jax.random.PRNGKey(1), 2)
-    hp = jax.tree.map(lambda x: jnp.stack([x] * 2), agent.default_hparams())
-    cache = {}  # the uninterrupted reference runs the same chunks: one program for all three runs
-    whole = run_population(agent, keys, hp, eval_every=12, eval_episodes=1, chunk_iterations=4, cache=cache)
-    resumed = stop_then_resume(agent, keys, hp, tmp_path / "ck", 4, cache, eval_every=12, eval_episodes=1)
-    assert same((whole.state, whole.metrics), (resumed.state, resumed.metrics))
-    assert len(cache["compiled"]) == 1  # the resumed carry has a fresh carry's types
+    assert_resume_is_bitwise(agent, jax.random.PRNGKey(1), tmp_path / "ck")
 
 
 def test_offline_iql_resumes_bitwise(tmp_path, medium):
@@ -100,13 +105,7 @@ def test_offline_iql_resumes_bitwise(tmp_path, medium):
     ds, env, ep = medium
     agent = iql.make(iql.IQLConfig(total_steps=120, steps_per_iteration=10, hidden=(16, 16), batch_size=32), ds, env,
                      ep)
-    keys = jax.random.split(jax.random.PRNGKey(2), 2)
-    hp = jax.tree.map(lambda x: jnp.stack([x] * 2), agent.default_hparams())
-    cache = {}  # the uninterrupted reference runs the same chunks: one program for all three runs
-    whole = run_population(agent, keys, hp, eval_every=12, eval_episodes=1, chunk_iterations=4, cache=cache)
-    resumed = stop_then_resume(agent, keys, hp, tmp_path / "ck", 4, cache, eval_every=12, eval_episodes=1)
-    assert same((whole.state, whole.metrics), (resumed.state, resumed.metrics))
-    assert len(cache["compiled"]) == 1  # the resumed carry has a fresh carry's types
+    assert_resume_is_bitwise(agent, jax.random.PRNGKey(2), tmp_path / "ck")
 
 
 def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
