@@ -1,4 +1,7 @@
 """rlx.nets: the dense layer's custom backward pass and the orthogonal initializer."""
+import re
+
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -46,11 +49,20 @@ def test_every_dense_layer_uses_the_custom_matmul():
     assert set(params["params"]) == {"MLP_0", "Dense_0"}  # flax names are those of nn.Dense
 
 
-def test_orthogonal_init_is_orthonormal():
+def test_orthogonal_init_is_flax_orthogonal_and_never_a_batched_lapack_call():
     w = nets.orthogonal(2.0)(jax.random.PRNGKey(3), (16, 8))
     np.testing.assert_allclose(w.T @ w, 4.0 * np.eye(8), atol=1e-4)
     wide = nets.orthogonal(1.0)(jax.random.PRNGKey(4), (8, 16))
     np.testing.assert_allclose(wide @ wide.T, np.eye(8), atol=1e-4)
+    np.testing.assert_array_equal(w, nn.initializers.orthogonal(2.0)(jax.random.PRNGKey(3), (16, 8)))
+    # Under (nested) vmap: the same matrices as one key at a time, and every QR the compiled
+    # program calls is of a single matrix (a batched one can deadlock jaxlib 0.10's thread pool).
+    keys = jax.random.split(jax.random.PRNGKey(5), 6).reshape(2, 3, 2)
+    init = jax.vmap(jax.vmap(lambda k: nets.orthogonal(1.0)(k, (8, 4))))
+    np.testing.assert_array_equal(jax.jit(init)(keys), [[nets.orthogonal(1.0)(k, (8, 4)) for k in row] for row in keys])
+    hlo = jax.jit(init).lower(keys).compile().as_text()
+    qr_operands = re.findall(r"= \((f32\[[\d,]*\])[^\n]*custom_call_target=\"lapack_sgeqrf_ffi\"", hlo)
+    assert qr_operands and set(qr_operands) == {"f32[8,4]"}, qr_operands
 
 
 def test_sampling_from_presampled_noise_is_sampling():
