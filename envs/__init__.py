@@ -54,10 +54,10 @@ def validate_id(env_id: str) -> None:
 def make(env_id: str, **kwargs):
     """Make an env following the gymnax 1.0 protocol: returns ``(env, env_params)``.
 
-    Gymnax ids (``"CartPole-v1"``, ``"Breakout-MinAtar"``, ...) come from gymnax, which
-    already auto-resets and keeps the final observation in ``info``. (``AutoReset(GymnaxNoReset(env))``
-    gives the same numbers and can take its resets drawn ahead of a rollout, but on CartPole it
-    measured ~7% slower in PPO on one device, so ``make`` keeps gymnax's own step.) ``"brax:NAME"`` (or
+    Gymnax ids (``"CartPole-v1"``, ``"Breakout-MinAtar"``, ...) are gymnax's envs stepped as
+    ``AutoReset(GymnaxNoReset(env))``: bitwise gymnax's own auto-resetting ``step`` (tested),
+    but its resets can be drawn for a whole rollout before the loop (``VecEnv.presample``),
+    which takes the key split and the reset draw out of every step. ``"brax:NAME"`` (or
     ``"brax:NAME@BACKEND"``, default backend positional, the fast one on CPU) is a Brax env
     behind the same protocol, with auto-reset. Both are wrapped in :class:`EpisodeStats`.
     """
@@ -71,7 +71,7 @@ def make(env_id: str, **kwargs):
     import gymnax
 
     env, params = gymnax.make(env_id, **kwargs)
-    return EpisodeStats(env), params
+    return EpisodeStats(AutoReset(GymnaxNoReset(env))), params
 
 
 __all__ = ["make", "env_ids", "validate_id", "spec", "EnvSpec", "episode_limit", "Wrapper", "AutoReset", "GymnaxNoReset", "Presampled", "EpisodeStats",
