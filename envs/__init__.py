@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import difflib
 
+import jax
+
 from .spaces import EnvSpec, episode_limit, spec
 from .wrappers import (AutoReset, ClipAction, EpisodeStats, GymnaxNoReset, NormalizeObservation, NormalizeState,
                        Presampled, RescaleAction, VecEnv, Wrapper, normalize, with_statistics)
@@ -54,10 +56,14 @@ def validate_id(env_id: str) -> None:
 def make(env_id: str, **kwargs):
     """Make an env following the gymnax 1.0 protocol: returns ``(env, env_params)``.
 
-    Gymnax ids (``"CartPole-v1"``, ``"Breakout-MinAtar"``, ...) are gymnax's envs stepped as
-    ``AutoReset(GymnaxNoReset(env))``: bitwise gymnax's own auto-resetting ``step`` (tested),
+    Gymnax ids (``"CartPole-v1"``, ``"Breakout-MinAtar"``, ...) are gymnax's envs. On jax 0.10
+    they step as ``AutoReset(GymnaxNoReset(env))``: gymnax's own auto-resetting ``step`` (tested),
     but its resets can be drawn for a whole rollout before the loop (``VecEnv.presample``),
-    which takes the key split and the reset draw out of every step. ``"brax:NAME"`` (or
+    which takes the key split and the reset draw out of every step (faster:
+    experiments/results/ab_rollout.json). On jax 0.11 they keep gymnax's ``step``: there the
+    resets drawn ahead differed from gymnax's in the last bits (XLA fuses the draw differently
+    outside the loop; PPO on Pendulum drifted by 1e-3 in the parameters after 40k steps), while
+    on jax 0.10 a whole PPO run is bitwise the same either way. ``"brax:NAME"`` (or
     ``"brax:NAME@BACKEND"``, default backend positional, the fast one on CPU) is a Brax env
     behind the same protocol, with auto-reset. Both are wrapped in :class:`EpisodeStats`.
     """
@@ -71,7 +77,11 @@ def make(env_id: str, **kwargs):
     import gymnax
 
     env, params = gymnax.make(env_id, **kwargs)
-    return EpisodeStats(AutoReset(GymnaxNoReset(env))), params
+    return EpisodeStats(AutoReset(GymnaxNoReset(env)) if _RESETS_AHEAD_ARE_BITWISE else env), params
+
+
+# Whether a gymnax reset drawn ahead of a loop is bitwise the one drawn inside it (see make).
+_RESETS_AHEAD_ARE_BITWISE = tuple(int(v) for v in jax.__version__.split(".")[:2]) < (0, 11)
 
 
 __all__ = ["make", "env_ids", "validate_id", "spec", "EnvSpec", "episode_limit", "Wrapper", "AutoReset", "GymnaxNoReset", "Presampled", "EpisodeStats",

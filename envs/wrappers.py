@@ -6,8 +6,8 @@ Every wrapper keeps the protocol
 and stores what it needs in its state, so a stack of wrappers stays a pure function that
 vmaps over keys and over env params.
 
-Order, innermost first: ``GymnaxNoReset`` (a gymnax env) or the Brax adapter under
-``AutoReset``; ``EpisodeStats``, ``ClipAction``/``RescaleAction``, ``VecEnv``,
+Order, innermost first: a gymnax env (auto-resetting itself, or ``GymnaxNoReset`` under
+``AutoReset``) or the Brax adapter under ``AutoReset``; ``EpisodeStats``, ``ClipAction``/``RescaleAction``, ``VecEnv``,
 ``NormalizeObservation`` (it wraps the vectorised env, so all parallel envs share one set
 of statistics, which the policy also uses at evaluation time).
 """
@@ -84,9 +84,9 @@ class GymnaxNoReset(Wrapper):
     Put :class:`AutoReset` on top: gymnax's ``step`` splits its key into a step key and a reset
     key, runs ``step_env`` and ``reset_env`` and selects; AutoReset does the same with the same
     keys, so the numbers are gymnax's (tested), and it can take resets drawn in advance
-    (``VecEnv.presample``). ``rlx.envs.make`` steps gymnax envs this way: with PPO's resets
-    drawn before its rollout loop and the loop's carry packed, CartPole ran faster than with
-    gymnax's own step (experiments/results/ab_rollout.json).
+    (``VecEnv.presample``). ``rlx.envs.make`` steps gymnax envs this way on jax 0.10: with PPO's
+    resets drawn before its rollout loop and the loop's carry packed, CartPole ran faster than
+    with gymnax's own step (experiments/results/ab_rollout.json).
     """
 
     def reset(self, key, params=None):

@@ -56,16 +56,26 @@ def test_scan_equals_lax_scan_bitwise():
 
 
 def test_scan_carries_one_buffer_per_dtype():
-    xs = jnp.zeros((4, 5))
-    carry = (jnp.zeros(5), jnp.zeros(5), jnp.zeros(5, jnp.int32), jnp.ones(5, bool))
+    # Like CartPole's state: five float fields and a step counter; three float outputs.
+    def step(carry, x):
+        *fields, t = carry
+        fields = [f + x for f in fields]
+        return (*fields, t + 1), (fields[0], fields[1] * 2, fields[2] - x)
 
-    def num_carry(loop):
+    carry = tuple(jnp.zeros(4) for _ in range(5)) + (jnp.zeros(4, jnp.int32),)
+    xs = jnp.ones((3, 4))
+
+    def body_arity(loop):
+        """(inputs, outputs) of the scan's body: consts + carry + xs in, carry + ys out."""
         eqns = [e for e in jax.make_jaxpr(loop)(carry, xs).eqns if e.primitive.name == "scan"]
         assert len(eqns) == 1
-        return eqns[0].params["num_carry"]
+        body = eqns[0].params["jaxpr"]
+        return len(body.in_avals), len(body.out_avals)
 
-    assert num_carry(lambda c, xs: jax.lax.scan(_step, c, xs)) == 4
-    assert num_carry(lambda c, xs: packing.scan(_step, c, xs)) == 3  # float32, int32, bool
+    plain_in, plain_out = body_arity(lambda c, xs: jax.lax.scan(step, c, xs))
+    packed_in, packed_out = body_arity(lambda c, xs: packing.scan(step, c, xs))
+    assert plain_in - packed_in == 6 - 2  # carry: 6 leaves -> float32 + int32
+    assert plain_out - packed_out == (6 - 2) + (3 - 1)  # and the outputs: 3 leaves -> float32
 
 
 def test_scan_without_outputs():
