@@ -9,9 +9,9 @@ Why: XLA:CPU gives every loop-carried buffer its own copy and every small elemen
 on it its own kernel, and in a small-env rollout (CartPole's state is five [num_envs]
 fields, plus the episode statistics) the number of kernels per step, not arithmetic, sets
 the speed. Packed, PPO's CartPole rollout step runs 22 kernels instead of 37 (XLA's
-optimised HLO, jax 0.10, gymnax under rlx's AutoReset); experiments/results/ab_rollout.json has the measured speed. Leaves keep their
-dtype (no float round trip for integer or key data), so the numbers are bitwise those of
-the unpacked loop.
+optimised HLO, jax 0.10, gymnax under rlx's AutoReset); experiments/results/ab_rollout.json
+has the measured speed. Leaves keep their dtype (no float round trip for integer or key
+data), so the numbers are bitwise those of the unpacked loop.
 """
 from __future__ import annotations
 
