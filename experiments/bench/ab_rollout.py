@@ -3,7 +3,7 @@
     .venv/bin/python experiments/bench/ab_rollout.py            # both modes, ~10 min
     .venv/bin/python experiments/bench/ab_rollout.py --rounds 3
 
-Variants (every one gives bitwise the same parameters; the test suite checks both halves):
+Variants (on jax 0.10 every one gives bitwise the same parameters; the tests check both halves):
   env stack  "gymnax_step": gymnax's own step, which splits the key and draws a reset inside
              every step; "rlx_autoreset": ``AutoReset(GymnaxNoReset(env))``, whose resets PPO
              draws for the whole rollout before the loop (``VecEnv.presample``).
