@@ -81,7 +81,7 @@ def make(env_id: str, **kwargs):
 
 
 # Whether a gymnax reset drawn ahead of a loop is bitwise the one drawn inside it (see make).
-_RESETS_AHEAD_ARE_BITWISE = tuple(int(v) for v in jax.__version__.split(".")[:2]) < (0, 11)
+_RESETS_AHEAD_ARE_BITWISE = jax.__version_info__ < (0, 11)
 
 
 __all__ = ["make", "env_ids", "validate_id", "spec", "EnvSpec", "episode_limit", "Wrapper", "AutoReset", "GymnaxNoReset", "Presampled", "EpisodeStats",

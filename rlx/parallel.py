@@ -107,26 +107,20 @@ def spread(fn, names):
 def psum_exact(tree, axis: str):
     """``lax.psum`` of a pytree as one all-reduce per dtype (each one costs a device rendezvous).
 
-    Booleans travel as int32. Meant for trees where at most one device holds a nonzero value
-    per leaf, so the sum is exact; typed PRNG keys cannot be summed and raise.
+    The leaves travel packed (:mod:`rlx.packing`), booleans as int32. Meant for trees where at
+    most one device holds a nonzero value per leaf, so the sum is exact; typed PRNG keys cannot
+    be summed and raise.
     """
     import jax
     import jax.numpy as jnp
 
-    leaves, treedef = jax.tree.flatten(tree)
-    wire = [jnp.asarray(x, jnp.int32) if jnp.asarray(x).dtype == jnp.bool_ else jnp.asarray(x) for x in leaves]
-    groups: dict = {}
-    for i, x in enumerate(wire):
-        groups.setdefault(x.dtype, []).append(i)
-    out = list(wire)
-    for dtype, idx in groups.items():
-        summed = jax.lax.psum(jnp.concatenate([wire[i].reshape(-1) for i in idx]), axis)
-        offset = 0
-        for i in idx:
-            out[i] = summed[offset:offset + wire[i].size].reshape(wire[i].shape)
-            offset += wire[i].size
-    out = [o.astype(jnp.bool_) if jnp.asarray(x).dtype == jnp.bool_ else o for o, x in zip(out, leaves)]
-    return treedef.unflatten(out)
+    from rlx import packing
+
+    is_bool = lambda x: jnp.asarray(x).dtype == jnp.bool_
+    wire = jax.tree.map(lambda x: jnp.asarray(x, jnp.int32) if is_bool(x) else jnp.asarray(x), tree)
+    pack, unpack = packing.packer(wire)
+    summed = unpack({dtype: jax.lax.psum(buffer, axis) for dtype, buffer in pack(wire).items()})
+    return jax.tree.map(lambda s, x: s.astype(jnp.bool_) if is_bool(x) else s, summed, tree)
 
 
 class RunsMesh:

@@ -45,7 +45,7 @@ def _threefry_lowering_by_size(min_elements: int = 16) -> None:
     where it was measured: with jax 0.11.2 the same rule made XLA's compile of some vmapped
     programs run for minutes (a vmapped VecEnv reset: killed after 60 s, 0.9 s with jax's rule).
     """
-    if tuple(int(v) for v in jax.__version__.split(".")[:2]) >= (0, 11):
+    if jax.__version_info__ >= (0, 11):
         return
     try:
         import math
