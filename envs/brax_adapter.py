@@ -46,6 +46,9 @@ class BraxEnv:
     def step(self, key, state, action, params=None):
         params = self.default_params if params is None else params
         nxt = self._env.step(state.pipeline, action)
+        # Some Brax envs (inverted_pendulum) return Python floats for reward and done: give them
+        # reset's array types, so the state can be a loop carry and the reward an array.
+        nxt = nxt.replace(reward=jnp.asarray(nxt.reward, jnp.float32), done=jnp.asarray(nxt.done, jnp.float32))
         time = state.time + 1
         terminated = nxt.done > 0.5
         truncated = jnp.logical_and(time >= params.max_steps_in_episode, ~terminated)
