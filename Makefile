@@ -15,9 +15,10 @@ $(VENV)/.installed: pyproject.toml
 demo: $(VENV)/.installed
 	$(VENV)/bin/rlx train ppo --env CartPole-v1 --seeds 8 --steps 500000 --objective ppo_clip --out runs/demo
 
-# The whole test suite, two workers (one per core).
+# The whole test suite, two workers (one per core); tests on the generated offline datasets
+# share one worker (tests/conftest.py), so the datasets are made once.
 test: $(VENV)/.installed
-	$(PY) -m pytest -n 2 -q --durations=15
+	$(PY) -m pytest -n 2 --dist loadgroup -q --durations=15
 
 # rlx against the anchors (rejax, Stable-Baselines3) in one run; see experiments/bench/README.md.
 bench: $(VENV)/.installed

@@ -18,19 +18,55 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from rlx import collect, data, envs
 from rlx.agents import ppo
-from rlx.run import make_train
+from rlx.run import make_chunks
 
 # Reference returns for Pendulum-v1 measured with rlx's own policies (see experiments/):
 # uniform random actions ≈ −1196, a fully trained PPO policy ≈ −164.
 PENDULUM_REF = dict(ref_random_return=-1196.0, ref_expert_return=-164.0)
 
 
+class _PendulumPPO:
+    """One PPO run on Pendulum-v1, advanced on demand in 5-iteration chunks (one compiled program).
+
+    ``medium`` needs its state after 15 iterations and ``expert`` after 100; chunked, the run is
+    bitwise the run of ``make_train(agent, num_iterations=n)`` (rlx.run.Chunks), and both datasets
+    cost one PPO compile instead of two.
+    """
+
+    CHUNK = 5
+
+    def __init__(self):
+        self.env, self.params = envs.make("Pendulum-v1")
+        cfg = ppo.PPOConfig(total_timesteps=300_000, num_envs=16, num_steps=128, update_epochs=10,
+                            num_minibatches=16, normalize_obs=True, clip_value_loss=False)
+        self.agent = ppo.make(cfg, self.env, self.params)
+        self.hp = self.agent.default_hparams().replace(lr=jnp.float32(1e-3), gamma=jnp.float32(0.95),
+                                                       ent_coef=jnp.float32(0.0))
+        # No evaluation inside the chunks: eval_every beyond the horizon leaves only the last one.
+        self._prog = make_chunks(self.agent, 100, eval_every=100, eval_episodes=1)
+        self._advance = jax.jit(self._prog.advance, static_argnums=3)
+        self._carry, self._done = jax.jit(self._prog.init)(jax.random.PRNGKey(0), self.hp), 0
+
+    def state_at(self, iterations: int):
+        assert iterations % self.CHUNK == 0 and iterations >= self._done, iterations
+        while self._done < iterations:
+            self._carry, _ = self._advance(self._carry, self.hp, np.int32(self._done), self.CHUNK)
+            self._done += self.CHUNK
+        return self._carry["state"]
+
+
 @pytest.fixture(scope="session")
-def medium():
+def pendulum_ppo():
+    return _PendulumPPO()
+
+
+@pytest.fixture(scope="session")
+def medium(pendulum_ppo):
     """A PPO policy stopped early (15 iterations ≈ 31k steps) acting stochastically: 20k transitions.
 
     Its normalised score is ≈ 22 (it depends on PPO's exact random stream: 15 before the rollout
@@ -39,31 +75,33 @@ def medium():
     (scores 28 and 31) IQL at 64×64 and 4k steps beat them by 18-65 points, with key 3 (score
     14) it stayed below even at 12k steps (measured, 4 seeds each).
     """
-    env, params = envs.make("Pendulum-v1")
-    cfg = ppo.PPOConfig(total_timesteps=300_000, num_envs=16, num_steps=128, update_epochs=10, num_minibatches=16,
-                        normalize_obs=True, clip_value_loss=False)
-    agent = ppo.make(cfg, env, params)
-    hp = agent.default_hparams().replace(lr=jnp.float32(1e-3), gamma=jnp.float32(0.95), ent_coef=jnp.float32(0.0))
-    state, _ = jax.jit(make_train(agent, num_iterations=15, eval_every=15, eval_episodes=1))(jax.random.PRNGKey(0), hp)
+    run = pendulum_ppo
+    state = run.state_at(15)
     meta = data.Metadata("Pendulum-v1", source="tests: PPO after 15 iterations", **PENDULUM_REF)
-    ds = collect.rollouts(agent, agent.policy(state), jax.random.PRNGKey(1), num_steps=20_000, metadata=meta)
-    return ds, env, params
+    ds = collect.rollouts(run.agent, run.agent.policy(state), jax.random.PRNGKey(1), num_steps=20_000, metadata=meta)
+    return ds, run.env, run.params
 
 
 @pytest.fixture(scope="session")
-def expert():
+def expert(pendulum_ppo, medium):
     """Five Pendulum-v1 expert episodes (1000 transitions, deterministic actions).
 
     The ``medium`` recipe trained for 100 iterations (≈ 205k steps, about 25 s here): its
-    rollouts score ≈ 105 on PENDULUM_REF's normalised scale.
+    rollouts score ≈ 105 on PENDULUM_REF's normalised scale. (Depends on ``medium`` so the shared
+    run passes iteration 15 first.)
     """
-    env, params = envs.make("Pendulum-v1")
-    cfg = ppo.PPOConfig(total_timesteps=300_000, num_envs=16, num_steps=128, update_epochs=10, num_minibatches=16,
-                        normalize_obs=True, clip_value_loss=False)
-    agent = ppo.make(cfg, env, params)
-    hp = agent.default_hparams().replace(lr=jnp.float32(1e-3), gamma=jnp.float32(0.95), ent_coef=jnp.float32(0.0))
-    state, _ = jax.jit(make_train(agent, num_iterations=100, eval_every=100, eval_episodes=1))(jax.random.PRNGKey(0), hp)
+    run = pendulum_ppo
+    state = run.state_at(100)
     meta = data.Metadata("Pendulum-v1", source="tests: PPO after 100 iterations, deterministic", **PENDULUM_REF)
-    ds = collect.rollouts(agent, agent.policy(state), jax.random.PRNGKey(2), num_steps=1000, num_envs=5,
+    ds = collect.rollouts(run.agent, run.agent.policy(state), jax.random.PRNGKey(2), num_steps=1000, num_envs=5,
                           deterministic=True, metadata=meta)
-    return ds, env, params
+    return ds, run.env, run.params
+
+
+def pytest_collection_modifyitems(config, items):
+    # Every test that needs the generated Pendulum datasets goes to one xdist worker (the
+    # Makefile runs `--dist loadgroup`), so the datasets' PPO training and collection (~50 s,
+    # most of it compile) run once, not once per worker.
+    for item in items:
+        if {"medium", "expert"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.xdist_group("pendulum_datasets"))

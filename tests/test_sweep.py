@@ -145,19 +145,23 @@ def _run_workers(tmp_path, spec, nproc, env_extra):
     return info, dict(np.load(tmp_path / "out.npz"))
 
 
+@pytest.fixture(scope="module")
+def unsharded():
+    """TINY run in this process on one device: what the sharded runs must reproduce."""
+    return flat_metrics(sweep.run(sweep.from_dict(TINY), progress=False, verbose=False))
+
+
 @pytest.mark.timeout(400)
-def test_sharded_over_4_forced_devices_equals_unsharded(tmp_path):
+def test_sharded_over_4_forced_devices_equals_unsharded(tmp_path, unsharded):
     info, sharded = _run_workers(tmp_path, TINY, 1, {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"})
     assert info["devices"] == 4 and len(info["used"]) == 4  # 6 runs padded to 8, 2 per device
-    unsharded = flat_metrics(sweep.run(sweep.from_dict(TINY), progress=False, verbose=False))
     assert_close(sharded, unsharded)
 
 
 @pytest.mark.timeout(400)
-def test_two_processes_with_jax_distributed_equal_one(tmp_path):
+def test_two_processes_with_jax_distributed_equal_one(tmp_path, unsharded):
     info, distributed = _run_workers(tmp_path, TINY, 2, {"XLA_FLAGS": ""})
     assert info["processes"] == 2 and info["devices"] == 2 and len(info["used"]) == 2
-    unsharded = flat_metrics(sweep.run(sweep.from_dict(TINY), progress=False, verbose=False))
     assert_close(distributed, unsharded)
 
 
