@@ -20,7 +20,7 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m pytest -n 2 --dist loadgroup -q --durations=15
 
-# rlx against the anchors (rejax, Stable-Baselines3) in one run; see experiments/bench/README.md.
+# rlx against the anchors (rejax, Stable-Baselines3) in one run; see experiments/bench/run.sh.
 bench: $(VENV)/.installed
 	bash experiments/bench/run.sh
 
