@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test bench clean
+.PHONY: demo test test-slow bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,10 +15,14 @@ $(VENV)/.installed: pyproject.toml
 demo: $(VENV)/.installed
 	$(VENV)/bin/rlx train ppo --env CartPole-v1 --seeds 8 --steps 500000 --objective ppo_clip --out runs/demo
 
-# The whole test suite, two workers (one per core); tests on the generated offline datasets
-# share one worker (tests/conftest.py), so the datasets are made once.
+# The test suite (CI runs this), two workers (one per core). tests/conftest.py groups the tests
+# by file, and those on the generated offline datasets together, so shared fixtures are made once.
 test: $(VENV)/.installed
 	$(PY) -m pytest -n 2 --dist loadgroup -q --durations=15
+
+# The learning checks kept out of CI (marked slow; each has a home in experiments/).
+test-slow: $(VENV)/.installed
+	$(PY) -m pytest -n 2 --dist loadgroup -q -m slow --durations=15
 
 # rlx against the anchors (rejax, Stable-Baselines3) in one run; see experiments/bench/run.sh.
 bench: $(VENV)/.installed

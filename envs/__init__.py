@@ -14,7 +14,7 @@ import jax
 
 from .spaces import EnvSpec, episode_limit, spec
 from .wrappers import (AutoReset, ClipAction, EpisodeStats, GymnaxNoReset, NormalizeObservation, NormalizeState,
-                       Presampled, RescaleAction, VecEnv, Wrapper, normalize, with_statistics)
+                       Presampled, RescaleAction, VecEnv, Wrapper, normalize, strongly_typed, with_statistics)
 
 BRAX_ENVS = ("ant", "fast", "halfcheetah", "hopper", "humanoid", "humanoidstandup", "inverted_pendulum",
              "inverted_double_pendulum", "pusher", "reacher", "swimmer", "walker2d")
@@ -85,4 +85,4 @@ _RESETS_AHEAD_ARE_BITWISE = jax.__version_info__ < (0, 11)
 
 
 __all__ = ["make", "env_ids", "validate_id", "spec", "EnvSpec", "episode_limit", "Wrapper", "AutoReset", "GymnaxNoReset", "Presampled", "EpisodeStats",
-           "ClipAction", "RescaleAction", "VecEnv", "NormalizeObservation", "NormalizeState", "normalize", "with_statistics"]
+           "ClipAction", "RescaleAction", "VecEnv", "NormalizeObservation", "NormalizeState", "normalize", "strongly_typed", "with_statistics"]

@@ -20,6 +20,19 @@ import jax.numpy as jnp
 from flax import struct
 
 
+def strongly_typed(tree):
+    """``tree`` with every weakly typed leaf (a Python scalar's type) made strongly typed.
+
+    A state whose leaves change weak type between calls (gymnax's reset sets ``time=0``, one
+    step returns an int32 array) is a second compile of the same ``jax.jit`` function.
+    """
+    def leaf(x):
+        x = jnp.asarray(x)
+        return jax.lax.convert_element_type(x, x.dtype) if jax.typeof(x).weak_type else x
+
+    return jax.tree.map(leaf, tree)
+
+
 class Wrapper:
     """Forwards everything it does not override to the wrapped env."""
 
@@ -114,7 +127,9 @@ class EpisodeStats(Wrapper):
 
     def reset(self, key, params=None):
         obs, env_state = self._env.reset(key, params)
-        return obs, EpisodeStatsState(env_state, jnp.float32(0.0), jnp.int32(0))
+        # Typed as step returns it, so jit(agent.update) called on init's state and then on its
+        # own output compiles once.
+        return obs, EpisodeStatsState(strongly_typed(env_state), jnp.float32(0.0), jnp.int32(0))
 
     def step(self, key, state, action, params=None):
         obs, env_state, reward, terminated, truncated, info = self._env.step(key, state.env_state, action, params)

@@ -101,7 +101,8 @@ def add_run_flags(g, *, seeds: int, eval_episodes: int, steps_help: str) -> None
                         "every other flag must match the original run")
     g.add_argument("--chunk", type=int, default=None, metavar="K",
                    help="iterations per jitted call; the progress bar, NaN guard and logs update between "
-                        "calls (default: 1/20 of the run, at most --checkpoint-every)")
+                        "calls (default: about 1/20 of the run, a divisor of it where one is near, so every call "
+                        "is one compiled program; at most --checkpoint-every)")
     g.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs to OUT/tb")
     g.add_argument("--log-every", type=int, default=None, metavar="K",
                    help="iterations per row of metrics.csv/json, each row the mean over its K iterations "
@@ -189,6 +190,27 @@ def make_grid(base_hp, flat: dict, seeds: range, nested_name: str | None = None,
                 nested_params={k: (v if len(v) > 1 else v[0]) for k, v in nested.items()})
 
 
+def check_counts(args) -> None:
+    """--seeds and --eval-episodes are positive (the table and summary report evaluation returns)."""
+    for flag in ("seeds", "eval_episodes"):
+        if getattr(args, flag) <= 0:
+            raise SystemExit(f"rlx: --{flag.replace('_', '-')} must be a positive integer, got {getattr(args, flag)}")
+
+
+def default_chunk(num_iterations: int, checkpoint_every: int | None = None) -> int:
+    """Iterations per jitted call when ``--chunk`` is not given: about 1/20 of the run.
+
+    Every chunk length is its own compiled program, so the chunk is a divisor of the run where
+    one lies between half and twice that (and not above ``--checkpoint-every``): CartPole's 976
+    iterations at 500k steps in chunks of 48 would end on a chunk of 16, a second ~10 s compile;
+    in chunks of 61 they are one program.
+    """
+    target = min(checkpoint_every or num_iterations, max(1, num_iterations // 20))
+    hi = min(2 * target, checkpoint_every or num_iterations)
+    divisors = [d for d in range(max(1, target // 2), hi + 1) if num_iterations % d == 0]
+    return min(divisors, key=lambda d: (abs(d - target), d)) if divisors else target
+
+
 def run_grid(agent, args, out: str, grid: Grid, meta: dict, desc: str, unit_name: str = "env-steps"):
     """Run a grid with the shared machinery: progress bar, NaN guard, logs, checkpoints, resume.
 
@@ -202,7 +224,7 @@ def run_grid(agent, args, out: str, grid: Grid, meta: dict, desc: str, unit_name
 
     n_iter = agent.num_iterations
     eval_every = args.eval_every or max(1, n_iter // 20)
-    chunk = args.chunk or min(args.checkpoint_every or n_iter, max(1, n_iter // 20))
+    chunk = args.chunk or default_chunk(n_iter, args.checkpoint_every)
     if chunk <= 0 or any(v is not None and v <= 0 for v in (args.checkpoint_every, args.log_every)):
         raise SystemExit("rlx: --chunk, --checkpoint-every and --log-every must be positive integers")
     ckpt = _checkpointer(args, out, {**meta, "num_iterations": n_iter, "eval_every": eval_every,
@@ -248,8 +270,7 @@ def run_training(agent_name: str, module, args) -> dict:
     from rlx.logs import write_metrics_json
 
     # Validate before compiling: env id, objective, config, hyperparameters.
-    if args.seeds <= 0:
-        raise SystemExit(f"rlx: --seeds must be a positive integer, got {args.seeds}")
+    check_counts(args)
     try:
         envs.validate_id(args.env)
         # A name goes to the agent as it is (each agent knows its own objectives); a file is a

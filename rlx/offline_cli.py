@@ -93,11 +93,10 @@ def train_command(agent_name: str, argv: list[str]) -> dict:
     import numpy as np
 
     from rlx import data, envs, report
-    from rlx.cli import _resume_out, _save_final_params, make_grid, parse_key_values, run_grid
+    from rlx.cli import _resume_out, _save_final_params, check_counts, make_grid, parse_key_values, run_grid
     from rlx.logs import write_metrics_json
 
-    if args.seeds <= 0:
-        raise SystemExit(f"rlx: --seeds must be a positive integer, got {args.seeds}")
+    check_counts(args)
     try:
         ds = data.load(args.dataset)
         env_id = args.env or ds.metadata.env_id

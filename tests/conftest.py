@@ -98,10 +98,16 @@ def expert(pendulum_ppo, medium):
     return ds, run.env, run.params
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
 def pytest_collection_modifyitems(config, items):
-    # Every test that needs the generated Pendulum datasets goes to one xdist worker (the
-    # Makefile runs `--dist loadgroup`), so the datasets' PPO training and collection (~50 s,
-    # most of it compile) run once, not once per worker.
+    # The Makefile runs `--dist loadgroup`: a group's tests all run on one xdist worker.
+    # - Tests that need the generated Pendulum datasets share one group, so the datasets'
+    #   PPO training and collection (~50 s, most of it compile) run once, not once per worker.
+    # - Every other test is grouped by its file, so a module-scoped fixture (a subprocess on
+    #   forced devices, a reference run) is built once, and a file's tests, which reuse each
+    #   other's compiled programs, never compile the same program on both workers at once.
     for item in items:
         if {"medium", "expert"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.xdist_group("pendulum_datasets"))
+        else:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))

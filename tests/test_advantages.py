@@ -49,16 +49,19 @@ def learned_values():
     """
     env = envs.EpisodeStats(envs.AutoReset(Counter()))
     cfg = ppo.PPOConfig(total_timesteps=300 * 32, num_envs=4, num_steps=8, num_minibatches=1, hidden=(16,))
+    from rlx import nets
+
+    agent = ppo.make(cfg, env, CounterParams())
+    hp = agent.default_hparams().replace(lr=jnp.float32(3e-3), gamma=jnp.float32(0.9), anneal_lr=jnp.float32(0.0),
+                                         vf_clip=jnp.float32(100.0))
+    train = jax.jit(make_train(agent, eval_every=agent.num_iterations))  # env params are an argument: one compile
+    critic = nets.ValueNet(cfg.hidden, cfg.activation)
     out = {}
     for name, params in {"truncated": CounterParams(max_steps_in_episode=3),
                          "terminated": CounterParams(max_steps_in_episode=100, terminal_time=3)}.items():
-        agent = ppo.make(cfg, env, params)
-        hp = agent.default_hparams().replace(lr=jnp.float32(3e-3), gamma=jnp.float32(0.9), anneal_lr=jnp.float32(0.0),
-                                             vf_clip=jnp.float32(100.0))
-        state, _ = jax.jit(make_train(agent, eval_every=agent.num_iterations))(jax.random.PRNGKey(0), hp)
-        from rlx import nets
-        critic = nets.ValueNet(cfg.hidden, cfg.activation)
+        state, _ = train(jax.random.PRNGKey(0), hp, params)
         out[name] = float(critic.apply(state.params["critic"], jnp.array([0.0])))
+    assert train._cache_size() == 1
     return out
 
 

@@ -32,6 +32,15 @@ def test_train_writes_summary_csv_and_plot(tmp_path, capsys):
     assert "final_return" in printed and "median final return" in printed
 
 
+def test_default_chunk_divides_the_run_where_it_can():
+    # Every chunk length is a compiled program. CartPole at 500k steps: 976 iterations = 16·61.
+    assert cli.default_chunk(976) == 61  # not 48 (976 // 20), whose last chunk would be 16 long
+    assert cli.default_chunk(977) == 48  # prime: no divisor near 48, so 20 chunks of 48 and one of 17
+    assert cli.default_chunk(1000) == 50 and cli.default_chunk(16) == 1
+    assert cli.default_chunk(976, checkpoint_every=50) == 48  # 61 would save less often than asked
+    assert cli.default_chunk(976, checkpoint_every=8) == 8  # 8 divides 976
+
+
 def test_comma_list_makes_a_sweep(tmp_path):
     out = tmp_path / "sweep"
     cli.main(["train", "ppo", "--seeds", "2", "--lr", "1e-4,1e-3", "--objective-param", "epsilon=0.1,0.3",
@@ -64,6 +73,7 @@ def test_help_lists_every_field_with_its_default():
     (["train", "sac", "--env", "Pendulum-v1", "--objective", "ppo_clip"], "unknown SAC actor objective 'ppo_clip'"),
     (["train", "td3", "--env", "Pendulum-v1", "--objective", "mdpo"], "TD3 has one actor objective"),
     (["train", "ppo", "--objective", "sac"], "sac"),
+    (["train", "ppo", "--eval-episodes", "0"], "--eval-episodes must be a positive integer, got 0"),
 ])
 def test_bad_input_is_a_clear_error(argv, match):
     with pytest.raises(SystemExit) as e:

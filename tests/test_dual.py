@@ -51,6 +51,7 @@ def test_unknown_divergence(medium):
         dual.make(iql.IQLConfig(), ds, env, params, divergence="kl")
 
 
+@pytest.mark.slow  # out of CI; at full size in experiments/offline.py (5 seeds on every Pendulum-v1 tier)
 @pytest.mark.parametrize("divergence", ["chi2", "tv"])
 def test_fdvl_learns_on_medium_data(medium, divergence):
     ds, env, params = medium

@@ -143,6 +143,18 @@ def test_brax_env_follows_the_protocol():
     assert bool(trunc) and not bool(term) and bool(info["episode_done"])
 
 
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
+def test_reset_state_is_typed_as_step_returns_it(env_id):
+    # gymnax resets time to a Python 0 (weakly typed) and step returns an int32 array: a
+    # function jitted over the state would compile twice, once per typing.
+    env, params = envs.make(env_id)
+    _, s0 = env.reset(jax.random.PRNGKey(0), params)
+    action = jnp.zeros(envs.spec(env, params).num_actions) if env_id == "Pendulum-v1" else 0
+    _, s1, *_ = env.step(jax.random.PRNGKey(1), s0, action, params)
+    assert jax.tree.structure(s0) == jax.tree.structure(s1)
+    assert [jax.typeof(x) for x in jax.tree.leaves(s0)] == [jax.typeof(x) for x in jax.tree.leaves(s1)]
+
+
 @pytest.mark.parametrize("env_id", ["CartPole-v1", "Breakout-MinAtar"])
 def test_gymnax_envs_step_exactly_as_gymnax_does(env_id):
     """step_env under rlx's AutoReset gives gymnax's own numbers, resets included."""

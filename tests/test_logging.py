@@ -27,12 +27,12 @@ def test_guard_names_iteration_and_term():
     keys = jax.random.split(jax.random.PRNGKey(0), 2)
     seen = []
     with pytest.raises(NonFiniteError) as e:
-        run_population(agent, keys, hp, eval_every=4, eval_episodes=2, chunk_iterations=3,
+        run_population(agent, keys, hp, eval_every=4, eval_episodes=2, chunk_iterations=2,
                        labels=[{"seed": 0}, {"seed": 1}], on_chunk=lambda m, start: seen.append(start))
     # progress = iteration_index / 8 >= 0.5 from the 5th iteration (index 4) on.
     assert e.value.iteration == 5 and e.value.term == "loss/policy" and e.value.runs == [0, 1]
     assert "non-finite loss/policy at iteration 5" in str(e.value) and "seed=0" in str(e.value)
-    assert seen == [0]  # the chunk holding iteration 5 was never passed on
+    assert seen == [0, 2]  # the chunk holding iteration 5 (and the one in flight after it) never passed on
 
 
 def test_check_finite_picks_the_earliest_iteration():
@@ -48,7 +48,7 @@ def test_train_writes_csv_json_tensorboard(tmp_path):
     out = tmp_path / "run"
     cli.main(["train", "ppo", "--seeds", "2", "--steps", str(8 * 4 * 32), "--num-envs", "4", "--num-steps", "32",
               "--hidden", "8,8", "--eval-every", "4", "--eval-episodes", "2", "--no-progress", "--tensorboard",
-              "--chunk", "3", "--out", str(out)])
+              "--chunk", "4", "--out", str(out)])
     data = json.loads((out / "metrics.json").read_text())
     assert len(data["labels"]) == 2 and len(data["metrics"]["loss/policy"][0]) == 8
     assert (out / "metrics.csv").read_text().count("\n") == 1 + 2 * 8

@@ -50,17 +50,18 @@ def test_continuous_pendulum_learns():
 
 # The module's determinism and vmap tests share two compiled programs where they can (each PPO
 # program costs ~10 s of compile, which is what the suite's time is made of): one run, and a
-# batch of 3 runs mapped over keys and hyperparameters.
+# batch of 3 runs mapped over keys and hyperparameters. Neither evaluates (eval_episodes=0), which
+# keeps the evaluation loop out of their compile; the tests compare the training itself.
 @pytest.fixture(scope="module")
 def short():
     agent = _cartpole(total_timesteps=20 * 512)
-    return agent, jax.jit(make_train(agent, eval_every=10))
+    return agent, jax.jit(make_train(agent, eval_episodes=0))
 
 
 @pytest.fixture(scope="module")
 def batch_of_3(short):
     agent, _ = short
-    return jax.jit(jax.vmap(make_train(agent, eval_every=10)))
+    return jax.jit(jax.vmap(make_train(agent, eval_episodes=0)))
 
 
 def stack(*trees):
@@ -83,6 +84,7 @@ def test_vmapped_run_equals_single_runs_over_seeds_and_hparams(short, batch_of_3
     keys = jax.random.split(jax.random.PRNGKey(0), 3)
     hps = [agent.default_hparams().replace(lr=jnp.float32(lr)) for lr in (1e-4, 2.5e-4, 1e-3)]
     states, metrics = batch_of_3(keys, stack(*hps))
+    assert metrics["eval/return"].shape == (3, 0) and metrics["loss/value"].shape == (3, 20)  # eval_episodes=0
     for i in range(3):
         s, m = train(keys[i], hps[i])
         # Batched and plain matmuls round differently, and 320 Adam steps carry that on. On this
@@ -101,9 +103,12 @@ def test_vmap_over_env_param_variants(short):
     hp = agent.default_hparams()
     gravities = jnp.array([9.8, 30.0])
     batch_params = jax.vmap(lambda g: agent.env_params.replace(gravity=g))(gravities)
-    train = make_train(agent, num_iterations=4, eval_every=4)
+    # The batch does not evaluate and the single run does: evaluating takes nothing from training.
+    train = make_train(agent, num_iterations=4, eval_episodes=0)
     states, _ = jax.jit(jax.vmap(train, in_axes=(None, None, 0)))(jax.random.PRNGKey(0), hp, batch_params)
-    single, _ = jax.jit(train)(jax.random.PRNGKey(0), hp, agent.env_params.replace(gravity=30.0))
+    single, m = jax.jit(make_train(agent, num_iterations=4, eval_every=4, eval_episodes=2))(
+        jax.random.PRNGKey(0), hp, agent.env_params.replace(gravity=30.0))
+    assert m["eval/return"].shape == (1,) and np.isfinite(m["eval/return"][0])
     np.testing.assert_allclose(states.obs[1], single.obs, rtol=1e-5, atol=1e-6)
     assert not np.allclose(states.obs[0], states.obs[1])
 
@@ -114,13 +119,15 @@ def test_vmap_runs_single_run_is_the_plain_program_with_a_runs_axis(short, batch
     agent, _ = short
     keys = jax.random.split(jax.random.PRNGKey(5), 3)
     hps = stack(*[agent.default_hparams()] * 3)
-    one, m1 = jax.jit(vmap_runs(make_train(agent, eval_every=10), 1))(keys[:1], jax.tree.map(lambda x: x[:1], hps))
+    one, m1 = jax.jit(vmap_runs(make_train(agent, eval_episodes=0), 1))(keys[:1], jax.tree.map(lambda x: x[:1], hps))
     three, _ = batch_of_3(keys, hps)
-    assert jax.tree.leaves(one.params)[0].shape[0] == 1 and m1["eval/return"].shape[0] == 1
+    assert jax.tree.leaves(one.params)[0].shape[0] == 1 and m1["loss/value"].shape[0] == 1
     for a, b in zip(jax.tree.leaves(one.params), jax.tree.leaves(three.params)):  # as in the test above
         np.testing.assert_allclose(a[0], b[0], rtol=1e-5, atol=1e-4)
     with pytest.raises(ValueError, match="in_axes"):
         vmap_runs(make_train(agent), 1, in_axes=(1, 0))(keys[:1], hps)
+    with pytest.raises(ValueError, match="eval_episodes must be 0 .no evaluation. or a positive integer, got -1"):
+        make_train(agent, eval_episodes=-1)
 
 
 def my_surrogate(batch, *, margin=0.1):
@@ -144,6 +151,7 @@ def test_every_objective_plugs_in(objective):
         state, metrics = update(state, hp)
         assert np.isfinite(np.asarray(metrics["loss/policy"])) and np.isfinite(np.asarray(metrics["approx_kl"]))
     assert int(state.iteration) == 3
+    assert update._cache_size() == 1  # init's state is typed as update returns it: one compile
     # Something was learned: every actor weight moved.
     for a, b in zip(jax.tree.leaves(init.params["actor"]), jax.tree.leaves(state.params["actor"])):
         assert not np.allclose(a, b)
@@ -223,7 +231,7 @@ def test_grad_clip_scopes_differ_and_only_per_network_fits_spread():
     for scope in ("per_network", "global"):
         agent = _cartpole(total_timesteps=2 * 512, grad_clip=scope)
         hp = agent.default_hparams().replace(max_grad_norm=jnp.float32(1e-3))
-        runs[scope] = jax.jit(make_train(agent, eval_every=2))(jax.random.PRNGKey(0), hp)[0].params
+        runs[scope] = jax.jit(make_train(agent, eval_episodes=0))(jax.random.PRNGKey(0), hp)[0].params
         assert agent.parts == (2 if scope == "per_network" else 1)
     leaves = [jax.tree.leaves(runs[s]) for s in runs]
     assert not all(np.array_equal(a, b) for a, b in zip(*leaves))
