@@ -2,7 +2,7 @@
 
     .venv/bin/python experiments/bench/suite_time.py --out experiments/results/test_suite_time.json
 
-Runs the README's test command (``pytest -n 2 --dist loadgroup``) with a cold, empty
+Runs the README's test command (the Makefile's ``test`` recipe, read from it) with a cold, empty
 compilation cache (CI starts from a fresh machine; ``--warm`` keeps the one tests/conftest.py
 uses, which is what a second local run sees) and the suite_compile_stats plugin, then writes the
 wall time, the summed per-test time and its compile share, per file and for the slowest tests.
@@ -24,6 +24,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
 
+def test_command_args() -> list[str]:
+    """pytest's arguments in the Makefile's ``test`` recipe, so this runs what ``make test`` runs."""
+    lines = open(os.path.join(ROOT, "Makefile")).read().splitlines()
+    recipe = lines[lines.index(next(line for line in lines if line.startswith("test:"))) + 1]
+    return [a for a in recipe.split("-m pytest", 1)[1].split() if not a.startswith("--durations")]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
@@ -35,8 +42,7 @@ def main():
            "PYTHONPATH": os.pathsep.join(filter(None, [HERE, os.environ.get("PYTHONPATH")]))}
     if not args.warm:
         env["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="rlx-suite-cold-cache-")
-    cmd = [sys.executable, "-m", "pytest", "-n", "2", "--dist", "loadgroup", "-q", "-p", "suite_compile_stats",
-           *args.pytest_args]
+    cmd = [sys.executable, "-m", "pytest", *test_command_args(), "-p", "suite_compile_stats", *args.pytest_args]
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
