@@ -58,8 +58,12 @@ def main():
         f["xla_compile_s"] += compile_of(r)
         f["trace_lower_s"] += trace_of(r)
     total = sum(r["wall_s"] for r in rows)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
+                           text=True).stdout.strip()
     out = {
-        "command": " ".join(cmd[1:]), "cache": "warm" if args.warm else "cold", "returncode": proc.returncode,
+        "commit": commit.strip() + ("+changes" if dirty else ""), "command": " ".join(cmd[1:]),
+        "cache": "warm" if args.warm else "cold", "returncode": proc.returncode,
         "result": tail, "wall_s": wall, "tests": len(rows), "sum_of_test_s": total,
         "xla_compile_s": sum(map(compile_of, rows)), "trace_lower_s": sum(map(trace_of, rows)),
         "compile_share": (sum(map(compile_of, rows)) + sum(map(trace_of, rows))) / max(total, 1e-9),
