@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rlx import envs
+from rlx import envs, nets
 from rlx.advantages import gae
 from rlx.agents import ppo
 from rlx.run import make_train
@@ -49,8 +49,6 @@ def learned_values():
     """
     env = envs.EpisodeStats(envs.AutoReset(Counter()))
     cfg = ppo.PPOConfig(total_timesteps=300 * 32, num_envs=4, num_steps=8, num_minibatches=1, hidden=(16,))
-    from rlx import nets
-
     agent = ppo.make(cfg, env, CounterParams())
     hp = agent.default_hparams().replace(lr=jnp.float32(3e-3), gamma=jnp.float32(0.9), anneal_lr=jnp.float32(0.0),
                                          vf_clip=jnp.float32(100.0))
