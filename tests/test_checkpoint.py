@@ -65,13 +65,14 @@ def test_chunked_and_resumed_equal_one_call(tmp_path):
     keys, hp = population(agent)
     cache = {}  # one program per chunk length for all four runs
     whole = run_population(agent, keys, hp, eval_every=2, eval_episodes=2, cache=cache)
-    chunked = run_population(agent, keys, hp, eval_every=2, eval_episodes=2, chunk_iterations=4, cache=cache)  # 4 + 2
+    # Chunks of 3: 3 + 3, the first ending between two evaluations (at 2 and 4).
+    chunked = run_population(agent, keys, hp, eval_every=2, eval_episodes=2, chunk_iterations=3, cache=cache)
     assert same((whole.state, whole.metrics), (chunked.state, chunked.metrics))
     assert whole.metrics["eval/return"].shape == (3, 3) and whole.metrics["loss/policy"].shape == (3, 6)
 
-    resumed = stop_then_resume(agent, keys, hp, tmp_path / "ck", 4, cache, eval_every=2, eval_episodes=2)
+    resumed = stop_then_resume(agent, keys, hp, tmp_path / "ck", 3, cache, eval_every=2, eval_episodes=2)
     assert same((whole.state, whole.metrics), (resumed.state, resumed.metrics))
-    assert sorted(cache["compiled"]) == [2, 4, 6]  # the stopped and resumed runs reused the chunked run's programs
+    assert sorted(cache["compiled"]) == [3, 6]  # the stopped and resumed runs reused the chunked run's program
 
     # A different run must not resume from it.
     with pytest.raises(CheckpointError, match="different run.*test"):

@@ -158,12 +158,17 @@ def test_every_objective_plugs_in(objective):
 
 
 def test_adaptive_kl_coefficient_moves():
+    # The configuration of test_every_objective_plugs_in: the same programs, which the tests'
+    # persistent compilation cache serves; the hyperparameters are arguments of those programs.
     env, params = envs.make("CartPole-v1")
-    agent = ppo.make(ppo.PPOConfig(total_timesteps=4 * 256, num_envs=2, num_steps=128, hidden=(16,)), env, params,
+    agent = ppo.make(ppo.PPOConfig(total_timesteps=3 * 128, num_envs=2, num_steps=64, hidden=(16,)), env, params,
                      objective="kl_penalty_adaptive")
     hp = agent.default_hparams()
     hp = hp.replace(lr=jnp.float32(1e-2), objective={**hp.objective, "kl_target": jnp.float32(1e-6)})
-    state, _ = jax.jit(make_train(agent, eval_every=4, eval_episodes=1))(jax.random.PRNGKey(0), hp)
+    state = jax.jit(agent.init)(jax.random.PRNGKey(0), hp)
+    update = jax.jit(agent.update)
+    for _ in range(agent.num_iterations):
+        state, _ = update(state, hp)
     assert float(state.objective_state["beta"]) > float(hp.objective["beta"])
 
 
@@ -229,7 +234,8 @@ def test_grad_clip_scopes_differ_and_only_per_network_fits_spread():
     """A tiny clip bounds each network's step by its own norm, or both by their joint norm."""
     runs = {}
     for scope in ("per_network", "global"):
-        agent = _cartpole(total_timesteps=2 * 512, grad_clip=scope)
+        # 20 iterations: per_network (the default) is then the `short` fixture's very program.
+        agent = _cartpole(total_timesteps=20 * 512, grad_clip=scope)
         hp = agent.default_hparams().replace(max_grad_norm=jnp.float32(1e-3))
         runs[scope] = jax.jit(make_train(agent, eval_episodes=0))(jax.random.PRNGKey(0), hp)[0].params
         assert agent.parts == (2 if scope == "per_network" else 1)

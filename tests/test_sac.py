@@ -130,14 +130,15 @@ def my_actor_loss(log_prob, log_prob_old, q, *, alpha, scale=2.0):
 @pytest.mark.parametrize("objective", ["sac", "mdpo", my_actor_loss])
 def test_actor_objectives_plug_in(objective):
     env, params = envs.make("Pendulum-v1")
-    # The custom objective also runs the Huber critic loss and 3-step returns.
-    extra = {} if isinstance(objective, str) else {"critic_loss": "huber", "n_step": 3}
-    agent = sac.make(sac.SACConfig(**{**SMALL, "total_timesteps": 300, "old_policy_period": 4, **extra}), env,
-                     params, objective=objective)
+    # "sac" (the default) runs the `short` fixture's exact program, so the tests' persistent
+    # compilation cache serves it. The custom objective also runs the Huber critic loss and 3-step
+    # returns. None evaluates: evaluation never sees the actor objective.
+    extra = {"sac": {}, "mdpo": {"old_policy_period": 4}}.get(objective, {"critic_loss": "huber", "n_step": 3})
+    agent = sac.make(sac.SACConfig(**{**SMALL, **extra}), env, params, objective=objective)
     hp = agent.default_hparams()
     assert set(hp.objective) == {"sac": set(), "mdpo": {"kl_coef"}}.get(objective, {"scale"})
-    state, metrics = jax.jit(make_train(agent, eval_every=150, eval_episodes=1))(jax.random.PRNGKey(0), hp)
-    for k in ("loss/actor", "loss/critic", "eval/return"):
+    state, metrics = jax.jit(make_train(agent, eval_episodes=0))(jax.random.PRNGKey(0), hp)
+    for k in ("loss/actor", "loss/critic"):
         assert np.isfinite(np.asarray(metrics[k])).all(), k
     init = agent.init(jax.random.split(jax.random.PRNGKey(0))[1], hp)
     assert not np.allclose(jax.tree.leaves(state.params["actor"])[0], jax.tree.leaves(init.params["actor"])[0])
