@@ -26,10 +26,12 @@ def tiny_agent(iterations=6):
     return ppo.make(cfg, env, ep)
 
 
-def population(agent, runs=3):
+def population(agent, runs=6):
+    # 6 runs of tiny_agent with test_sweep's evaluation settings: the programs of test_sweep's TINY
+    # sweep, which the tests' persistent compilation cache serves to whichever runs second.
     hp = agent.default_hparams()
     hp = jax.tree.map(lambda x: jnp.stack([x] * runs), hp)
-    hp = hp.replace(lr=jnp.array([1e-3, 2.5e-4, 5e-4][:runs], jnp.float32))
+    hp = hp.replace(lr=jnp.array([1e-3, 2.5e-4, 5e-4, 2e-3, 1e-4, 7e-4][:runs], jnp.float32))
     return jax.random.split(jax.random.PRNGKey(3), runs), hp
 
 
@@ -68,7 +70,7 @@ def test_chunked_and_resumed_equal_one_call(tmp_path):
     # Chunks of 3: 3 + 3, the first ending between two evaluations (at 2 and 4).
     chunked = run_population(agent, keys, hp, eval_every=2, eval_episodes=2, chunk_iterations=3, cache=cache)
     assert same((whole.state, whole.metrics), (chunked.state, chunked.metrics))
-    assert whole.metrics["eval/return"].shape == (3, 3) and whole.metrics["loss/policy"].shape == (3, 6)
+    assert whole.metrics["eval/return"].shape == (6, 3) and whole.metrics["loss/policy"].shape == (6, 6)
 
     resumed = stop_then_resume(agent, keys, hp, tmp_path / "ck", 3, cache, eval_every=2, eval_episodes=2)
     assert same((whole.state, whole.metrics), (resumed.state, resumed.metrics))
