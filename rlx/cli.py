@@ -423,16 +423,23 @@ def _last_finite(x):
 
 
 def _use_compilation_cache() -> None:
-    """Keep compiled programs on disk (RLX_CACHE_DIR, default ~/.cache/rlx/xla; "off" disables).
+    """Keep compiled programs on disk: RLX_CACHE_DIR ("off" disables), else the cache jax was
+    already given (JAX_COMPILATION_CACHE_DIR or ``jax_compilation_cache_dir``), else ~/.cache/rlx/xla.
 
     Hyperparameters are traced arrays, so a new learning rate or objective parameter reuses
-    the compiled program: only static config changes (shapes, counts) compile again.
+    the compiled program: only static config changes (shapes, counts) compile again. A cache
+    jax already has is left as it is, with its own settings: the CLI called from a program (or
+    from the tests) then shares that program's cache instead of writing to the home directory,
+    and the same program is the same cache entry (jax's key includes the cache's path).
     """
-    path = os.environ.get("RLX_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "rlx", "xla"))
-    if path.lower() == "off":
-        return
     import jax
 
+    path = os.environ.get("RLX_CACHE_DIR")
+    if path is None and jax.config.jax_compilation_cache_dir:
+        return
+    path = path or os.path.join(os.path.expanduser("~"), ".cache", "rlx", "xla")
+    if path.lower() == "off":
+        return
     jax.config.update("jax_compilation_cache_dir", path)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 

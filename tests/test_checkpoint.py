@@ -28,7 +28,8 @@ def tiny_agent(iterations=6):
 
 def population(agent, runs=6):
     # 6 runs of tiny_agent with test_sweep's evaluation settings: the programs of test_sweep's TINY
-    # sweep, which the tests' persistent compilation cache serves to whichever runs second.
+    # sweep and (in chunks of 3) of test_logging's CLI runs, which the tests' persistent compilation
+    # cache serves to whichever runs second.
     hp = agent.default_hparams()
     hp = jax.tree.map(lambda x: jnp.stack([x] * runs), hp)
     hp = hp.replace(lr=jnp.array([1e-3, 2.5e-4, 5e-4, 2e-3, 1e-4, 7e-4][:runs], jnp.float32))

@@ -121,3 +121,25 @@ def test_data_collect_is_deterministic(tmp_path):
     assert len(a) == 2000 and a.metadata.env_id == "Pendulum-v1" and a.metadata.ref_random_return < -500
     for k in data.FIELDS:
         np.testing.assert_array_equal(np.asarray(getattr(a, k)), np.asarray(getattr(b, k)))
+
+
+def test_cli_keeps_the_compilation_cache_jax_already_has(monkeypatch, tmp_path):
+    import jax
+
+    before = (jax.config.jax_compilation_cache_dir, jax.config.jax_persistent_cache_min_compile_time_secs)
+    assert before[0]  # tests/conftest.py gives jax the tests' cache
+    monkeypatch.delenv("RLX_CACHE_DIR", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    try:
+        cli._use_compilation_cache()  # what `rlx ...` does first
+        assert jax.config.jax_compilation_cache_dir == before[0]
+        monkeypatch.setenv("RLX_CACHE_DIR", str(tmp_path / "mine"))  # an explicit choice wins
+        cli._use_compilation_cache()
+        assert jax.config.jax_compilation_cache_dir == str(tmp_path / "mine")
+        monkeypatch.delenv("RLX_CACHE_DIR")
+        jax.config.update("jax_compilation_cache_dir", None)  # jax has none: rlx's default
+        cli._use_compilation_cache()
+        assert jax.config.jax_compilation_cache_dir == str(tmp_path / ".cache" / "rlx" / "xla")
+    finally:
+        jax.config.update("jax_compilation_cache_dir", before[0])
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", before[1])

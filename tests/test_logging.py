@@ -44,19 +44,23 @@ def test_check_finite_picks_the_earliest_iteration():
         check_finite(m, 10)
 
 
+# 6 seeds of test_checkpoint's tiny PPO in chunks of 3: its compiled programs, which the tests'
+# persistent compilation cache serves to whichever runs second.
+RUN = ["train", "ppo", "--seeds", "6", "--steps", str(6 * 4 * 32), "--num-envs", "4", "--num-steps", "32",
+       "--hidden", "8,8", "--eval-every", "2", "--eval-episodes", "2", "--no-progress", "--chunk", "3"]
+
+
 def test_train_writes_csv_json_tensorboard(tmp_path):
     out = tmp_path / "run"
-    cli.main(["train", "ppo", "--seeds", "2", "--steps", str(8 * 4 * 32), "--num-envs", "4", "--num-steps", "32",
-              "--hidden", "8,8", "--eval-every", "4", "--eval-episodes", "2", "--no-progress", "--tensorboard",
-              "--chunk", "4", "--out", str(out)])
+    cli.main(RUN + ["--tensorboard", "--out", str(out)])
     data = json.loads((out / "metrics.json").read_text())
-    assert len(data["labels"]) == 2 and len(data["metrics"]["loss/policy"][0]) == 8
-    assert (out / "metrics.csv").read_text().count("\n") == 1 + 2 * 8
+    assert len(data["labels"]) == 6 and len(data["metrics"]["loss/policy"][0]) == 6
+    assert (out / "metrics.csv").read_text().count("\n") == 1 + 6 * 6
     runs = sorted(os.listdir(out / "tb"))
-    assert runs == ["seed=0", "seed=1"]
+    assert runs == [f"seed={i}" for i in range(6)]
     tags = read_scalars(out / "tb" / "seed=0")
-    assert len(tags["loss/policy"]) == 8 and len(tags["eval/return"]) == 2
-    assert [step for step, _ in tags["eval/return"]] == [4 * 128, 8 * 128]
+    assert len(tags["loss/policy"]) == 6 and len(tags["eval/return"]) == 3
+    assert [step for step, _ in tags["eval/return"]] == [2 * 128, 4 * 128, 6 * 128]
 
 
 def test_log_every_writes_window_means_and_keeps_evaluations(tmp_path):
@@ -75,14 +79,12 @@ def test_log_every_writes_window_means_and_keeps_evaluations(tmp_path):
     assert report.log_every(1_000_000) == 1000 and report.log_every(800) == 1
 
     out = tmp_path / "run"
-    # The run of test_train_writes_csv_json_tensorboard (2 seeds, chunks of 4): its compiled programs,
-    # from the tests' persistent compilation cache. Only what is written differs.
-    cli.main(["train", "ppo", "--seeds", "2", "--steps", str(8 * 4 * 32), "--num-envs", "4", "--num-steps", "32",
-              "--hidden", "8,8", "--eval-every", "4", "--eval-episodes", "2", "--no-progress", "--log-every", "3",
-              "--chunk", "4", "--out", str(out)])
+    # The run of test_train_writes_csv_json_tensorboard: only what is written differs. Windows of 4
+    # over 6 iterations end at 4 and 6; all 3 evaluations are kept.
+    cli.main(RUN + ["--log-every", "4", "--out", str(out)])
     data = json.loads((out / "metrics.json").read_text())
-    assert data["every"] == 3 and data["iteration"] == [3, 6, 8] and len(data["metrics"]["loss/policy"][0]) == 3
-    assert len(data["metrics"]["eval/return"][0]) == 2
+    assert data["every"] == 4 and data["iteration"] == [4, 6] and len(data["metrics"]["loss/policy"][0]) == 2
+    assert len(data["metrics"]["eval/return"][0]) == 3
 
 
 def read_scalars(directory):
