@@ -81,6 +81,11 @@ class AutoReset(Wrapper):
         return Presampled(key_step, obs, state)
 
     def step(self, key, state, action, params=None):
+        if isinstance(key, Presampled) and key.state is None:
+            # A step that must not reset (``VecEnv.step_without_reset``): the env steps on from
+            # where its episode ended, with the step key a resetting step would use.
+            obs, state, reward, terminated, truncated, info = self._env.step(key.key, state, action, params)
+            return obs, state, reward, terminated, truncated, {**info, "final_observation": obs}
         draw = key if isinstance(key, Presampled) else self.presample(key, params)
         obs, state, reward, terminated, truncated, info = self._env.step(draw.key, state, action, params)
         done = jnp.logical_or(terminated, truncated)
@@ -208,6 +213,22 @@ class VecEnv(Wrapper):
         else:
             keys = key.key if key.obs is None else key
         return jax.vmap(self._env.step, in_axes=(0, 0, 0, None))(keys, state, action, params)
+
+    def step_without_reset(self, key, state, action, params=None):
+        """``step``, except that under :class:`AutoReset` a finished episode is not reset.
+
+        For evaluation, which counts each env's first episode only: until an env's episode ends
+        its steps are ``step(key, ...)``'s, bitwise (the same step keys), but no reset is drawn,
+        so the loop compiles and runs without the env's reset (a Brax reset is a whole physics
+        initialisation). After its episode ends an env steps on from the last state, and what
+        it returns then means nothing. A stack without AutoReset (an env resetting itself) is
+        just ``step``.
+        """
+        if not hasattr(self._env, "presample"):
+            return self.step(key, state, action, params)
+        step_keys = jax.vmap(lambda k: jax.random.split(k)[0])(jax.random.split(key, self.num_envs))
+        no_reset = Presampled(step_keys, None, None)
+        return jax.vmap(self._env.step, in_axes=(0, 0, 0, None))(no_reset, state, action, params)
 
 
 @struct.dataclass

@@ -85,7 +85,8 @@ def evaluate(agent: Agent, policy, key, env_params=None, *, num_episodes: int = 
         obs, env_state, done_once, returns = carry
         k_act, k_env = jax.random.split(key)
         action = act(policy, obs, jax.random.split(k_act, num_episodes), deterministic)
-        obs, env_state, reward, _, _, info = vec.step(k_env, env_state, action, env_params)
+        # Only each env's first episode counts, so none is reset (a reset compiles and runs for nothing).
+        obs, env_state, reward, _, _, info = vec.step_without_reset(k_env, env_state, action, env_params)
         returns = jnp.where(done_once, returns, returns + reward)
         done_once = jnp.logical_or(done_once, info["episode_done"])
         return (obs, env_state, done_once, returns), None

@@ -203,3 +203,47 @@ def test_presampled_steps_equal_keyed_steps():
     _, s = bare.reset(key, CounterParams())
     out = bare.step(jax.tree.map(lambda x: x[0], draws), s, jnp.ones(2, jnp.int32), CounterParams())
     np.testing.assert_array_equal(out[0], [[1.0], [1.0]])
+
+
+class _NoisyCounter(Counter):
+    """Counter whose observation adds U[0, 1) noise drawn from the step key (so step keys show)."""
+
+    def step(self, key, state, action, params=None):
+        obs, *rest = super().step(key, state, action, params)
+        return (obs + jax.random.uniform(key), *rest)
+
+
+def test_step_without_reset_is_step_until_the_episode_ends():
+    vec = envs.VecEnv(envs.EpisodeStats(envs.AutoReset(_NoisyCounter())), 2)
+    p = CounterParams(max_steps_in_episode=3)
+    _, s = vec.reset(jax.random.PRNGKey(0), p)
+    resetting, not_resetting, action = s, s, jnp.ones(2, jnp.int32)
+    for t in range(4):
+        a = vec.step(jax.random.PRNGKey(t), resetting, action, p)
+        b = vec.step_without_reset(jax.random.PRNGKey(t), not_resetting, action, p)
+        if t < 2:  # the same step keys, the same numbers
+            for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+                np.testing.assert_array_equal(x, y)
+        resetting, not_resetting = a[1], b[1]
+        if t == 2:  # truncated: one env starts again from 0, the other stays where its episode ended
+            assert bool(np.all(a[4])) and bool(np.all(b[4]))
+            np.testing.assert_array_equal(np.floor(a[0][:, 0]), [0, 0])
+            np.testing.assert_array_equal(np.floor(b[0][:, 0]), [3, 3])
+            np.testing.assert_array_equal(a[5]["final_observation"], b[5]["final_observation"])
+    np.testing.assert_array_equal(np.floor(b[0][:, 0]), [4, 4])
+
+
+def test_evaluate_counts_first_episodes_and_never_resets_inside_its_loop(monkeypatch):
+    import types
+
+    from rlx import run
+
+    resets = []
+    original_reset = Counter.reset
+    monkeypatch.setattr(Counter, "reset", lambda self, key, params=None: resets.append(1) or original_reset(self, key, params))
+    agent = types.SimpleNamespace(eval_env=envs.EpisodeStats(envs.AutoReset(Counter())),
+                                  env_params=CounterParams(max_steps_in_episode=3, reward=2.0),
+                                  act=lambda policy, obs, key, deterministic: jnp.int32(1))
+    mean, per_episode = jax.jit(lambda k: run.evaluate(agent, None, k, num_episodes=4, max_steps=7))(jax.random.PRNGKey(0))
+    np.testing.assert_array_equal(per_episode, [6.0] * 4)  # the first episode only: 3 steps × 2
+    assert float(mean) == 6.0 and len(resets) == 1  # the episodes' start; the loop draws none
