@@ -74,25 +74,27 @@ class AutoReset(Wrapper):
     ahead of a rollout changes the cost, never the numbers.
     """
 
+    @staticmethod
+    def split_key(key):
+        """A step's key → (the key the env steps with, the key its reset draws from)."""
+        return jax.random.split(key)
+
     def presample(self, key, params=None) -> Presampled:
         """One step's randomness: the key the env steps with and the reset it would start from."""
-        key_step, key_reset = jax.random.split(key)
+        key_step, key_reset = self.split_key(key)
         obs, state = self._env.reset(key_reset, params)
         return Presampled(key_step, obs, state)
 
     def step(self, key, state, action, params=None):
-        if isinstance(key, Presampled) and key.state is None:
-            # A step that must not reset (``VecEnv.step_without_reset``): the env steps on from
-            # where its episode ended, with the step key a resetting step would use.
-            obs, state, reward, terminated, truncated, info = self._env.step(key.key, state, action, params)
-            return obs, state, reward, terminated, truncated, {**info, "final_observation": obs}
         draw = key if isinstance(key, Presampled) else self.presample(key, params)
         obs, state, reward, terminated, truncated, info = self._env.step(draw.key, state, action, params)
+        info = {**info, "final_observation": obs}
+        if draw.state is None:  # no reset (``VecEnv.step_without_reset``): the env steps on from where it ended
+            return obs, state, reward, terminated, truncated, info
         done = jnp.logical_or(terminated, truncated)
         pick = lambda a, b: jax.lax.select(done, a, b)
         next_state = jax.tree.map(pick, draw.state, state)
         next_obs = jax.tree.map(pick, draw.obs, obs)
-        info = {**info, "final_observation": obs}
         return next_obs, next_state, reward, terminated, truncated, info
 
 
@@ -226,8 +228,8 @@ class VecEnv(Wrapper):
         """
         if not hasattr(self._env, "presample"):
             return self.step(key, state, action, params)
-        step_keys = jax.vmap(lambda k: jax.random.split(k)[0])(jax.random.split(key, self.num_envs))
-        no_reset = Presampled(step_keys, None, None)
+        step_keys = jax.vmap(lambda k: self._env.split_key(k)[0])(jax.random.split(key, self.num_envs))
+        no_reset = Presampled(step_keys, None, None)  # AutoReset: no reset drawn, none taken
         return jax.vmap(self._env.step, in_axes=(0, 0, 0, None))(no_reset, state, action, params)
 
 
