@@ -1,0 +1,90 @@
+"""A/B of evaluation with and without resets: compile seconds of the PPO CartPole bench program.
+
+    .venv/bin/python experiments/bench/ab_eval_reset.py              # 3 rounds, ~3 min
+    .venv/bin/python experiments/bench/ab_eval_reset.py --rounds 5
+
+``rlx.run.evaluate`` counts each env's first episode only, and steps its envs with
+``VecEnv.step_without_reset``; the "reset" variant puts ``VecEnv.step`` back (a reset drawn at
+every step, as before). Programs: the benchmark's 1-seed run (bench_ppo.py: 500k steps, one
+evaluation of 128 episodes at the end) on one XLA device, and spread over one host device per
+core (what ``rlx train ppo --seeds 1`` runs). Each measurement is a fresh process with no
+compilation cache; rounds interleave the variants, in alternating order. Both variants must give the same evaluation
+returns, bitwise. Writes experiments/results/ab_eval_reset.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+VARIANTS = ("reset", "no_reset")
+PROGRAMS = ("1_device", "spread")
+
+
+def measure(variant: str, program: str) -> dict:
+    """Compile seconds (trace + lower + XLA) of one program, and its evaluation returns."""
+    from rlx.parallel import use_all_cpu_cores
+    if program == "spread":
+        use_all_cpu_cores()
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from rlx import envs
+    from rlx.agents import ppo
+    from rlx.parallel import shard_runs, vmap_runs
+    from rlx.run import make_train
+
+    if variant == "reset":
+        envs.VecEnv.step_without_reset = envs.VecEnv.step
+    env, env_params = envs.make("CartPole-v1")
+    agent = ppo.make(ppo.PPOConfig(total_timesteps=500_000), env, env_params)
+    hp = jax.tree.map(lambda x: jnp.asarray(x)[None], agent.default_hparams())
+    train = vmap_runs(make_train(agent, eval_every=agent.num_iterations, eval_episodes=128), 1)
+    keys = jax.random.split(jax.random.PRNGKey(0), 1)
+    t0 = time.perf_counter()
+    call, devices = shard_runs(train, 1, parts=agent.parts)
+    call.compile(keys, hp)
+    compile_s = time.perf_counter() - t0
+    _, metrics = call(keys, hp)
+    return {"variant": variant, "program": program, "devices": len(devices), "compile_s": compile_s,
+            "eval_return": np.asarray(metrics["eval/return"]).ravel().tolist()}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--out", default=os.path.join(ROOT, "experiments", "results", "ab_eval_reset.json"))
+    ap.add_argument("--one", nargs=2, metavar=("VARIANT", "PROGRAM"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.one:
+        print(json.dumps(measure(*args.one)))
+        return
+    env = {k: v for k, v in os.environ.items() if k not in ("JAX_COMPILATION_CACHE_DIR", "XLA_FLAGS")}
+    rows = []
+    for r in range(args.rounds):
+        for program in PROGRAMS:
+            for variant in (VARIANTS if r % 2 == 0 else VARIANTS[::-1]):  # no order bias
+                out = subprocess.run([sys.executable, __file__, "--one", variant, program], cwd=ROOT, env=env,
+                                     capture_output=True, text=True, check=True).stdout
+                rows.append({"round": r, **json.loads(out.strip().splitlines()[-1])})
+                print(f"round {r} {program:8s} {variant:8s} compile {rows[-1]['compile_s']:.2f} s", flush=True)
+    summary = {}
+    for program in PROGRAMS:
+        by = {v: [x for x in rows if x["program"] == program and x["variant"] == v] for v in VARIANTS}
+        same = all(a["eval_return"] == b["eval_return"] for a, b in zip(by["reset"], by["no_reset"]))
+        summary[program] = {f"compile_s_median_{v}": statistics.median(x["compile_s"] for x in by[v]) for v in VARIANTS}
+        summary[program]["same_eval_returns_bitwise"] = same
+    out = {"rounds": args.rounds, "summary": summary, "rows": rows, "cpu_count": os.cpu_count()}
+    with open(args.out, "w") as f:
+        json.dump(out, f, indent=2)
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
