@@ -2,6 +2,7 @@
 
     bash experiments/bench/run.sh sac       # sets up the anchor venvs, then runs this
     ROUNDS=5 bash experiments/bench/run.sh sac
+    .venv/bin/python experiments/bench/compare_sac.py --report   # table again from the JSON
 
 256×256 ReLU networks, batch 256, one update per env step, 1000 warm-up steps, 20k steps.
 Writes experiments/results/bench_sac_pendulum.json (every measurement, plus the ratios) and
@@ -64,15 +65,27 @@ def main():
                                  "--steps", str(steps8)]),
         "sb3_s1": run("sb3_s1", [SB3, f"{HERE}/anchor_sb3.py", "--algo", "sac", "--steps", str(steps)]),
     }
-    ceiling = statistics.median(c["gflops_per_s"] for c in per_round["ceiling"])
-    ceiling256 = statistics.median(c["gflops_per_s"] for c in per_round["ceiling_b256"])
-    flops = per_round["rlx_s1"][0]["xla_flops_per_update"]
+    report({**per_round, **once})
 
-    def updates_per_s(r):
-        if "updates_per_s" in r:
-            return r["updates_per_s"]
-        # Anchors: one update per env step after the same 1000-step warm-up.
-        return r["env_steps_per_s"] * (r["steps"] - WARMUP) / r["steps"] if "steps" in r else r["env_steps_per_s"]
+
+def updates_per_s(r):
+    if "updates_per_s" in r:
+        return r["updates_per_s"]
+    # Anchors: one update per env step after the same 1000-step warm-up.
+    return r["env_steps_per_s"] * (r["steps"] - WARMUP) / r["steps"] if "steps" in r else r["env_steps_per_s"]
+
+
+def report(raw):
+    """Summary JSON and Markdown table from every measurement of one run (``raw``).
+
+    FLOP utilisation is one number per row, everywhere (table and target line): XLA's FLOPs
+    per update × the row's median updates/s ÷ the median dense ceiling over the rounds.
+    """
+    rounds = len(raw["rlx_s1"])
+    steps, steps8 = raw["rlx_s1"][0]["steps"], raw["rlx_s8"]["steps"]
+    ceiling = statistics.median(c["gflops_per_s"] for c in raw["ceiling"])
+    ceiling256 = statistics.median(c["gflops_per_s"] for c in raw["ceiling_b256"])
+    flops = raw["rlx_s1"][0]["xla_flops_per_update"]
 
     def summary_of(results):
         return {"env_steps_per_s": statistics.median(r["env_steps_per_s"] for r in results),
@@ -81,18 +94,16 @@ def main():
                 "compile_s": statistics.median(r["compile_s"] for r in results),
                 "final_return_median": statistics.median(_median(r["final_return"]) for r in results)}
 
-    med = {"rlx_s1": summary_of(per_round["rlx_s1"]), "rejax_s1": summary_of(per_round["rejax_s1"]),
-           **{name: summary_of([r]) for name, r in once.items()}}
-    # Utilisation of each round against that round's own ceiling, then the median over rounds.
-    util = lambda name: statistics.median(
-        flops * updates_per_s(r) / (c["gflops_per_s"] * 1e9) for r, c in zip(per_round[name], per_round["ceiling"]))
+    med = {name: summary_of(raw[name] if isinstance(raw[name], list) else [raw[name]])
+           for name in ("rlx_s1", "rejax_s1", "rlx_s8", "sb3_s1")}
+    utilisation = {name: flops * m["updates_per_s"] / (ceiling * 1e9) for name, m in med.items()}
     rows = [
         ("rlx", f"1 seed, {steps // 1000}k steps", "rlx_s1"),
         ("rejax", f"1 seed, {steps // 1000}k steps", "rejax_s1"),
         ("Stable-Baselines3", f"1 env, {steps // 1000}k steps", "sb3_s1"),
         ("rlx (default: 1 device per core)", f"8 seeds vmapped, 2 devices, {steps8 // 1000}k steps", "rlx_s8"),
     ]
-    ratios = [updates_per_s(a) / updates_per_s(b) for a, b in zip(per_round["rlx_s1"], per_round["rejax_s1"])]
+    ratios = [updates_per_s(a) / updates_per_s(b) for a, b in zip(raw["rlx_s1"], raw["rejax_s1"])]
     summary = {
         "rounds": rounds,
         "matmul_ceiling_gflops": ceiling,
@@ -101,12 +112,11 @@ def main():
         "ratio_1seed_vs_rejax": med["rlx_s1"]["updates_per_s"] / med["rejax_s1"]["updates_per_s"],
         "ratio_1seed_vs_rejax_rounds": ratios,
         "ratio_1seed_vs_sb3": med["rlx_s1"]["updates_per_s"] / med["sb3_s1"]["updates_per_s"],
-        "flop_utilisation_1seed": util("rlx_s1"),
-        "rows": [{"framework": f, "setting": s, **med[name],
-                  "flop_utilisation": flops * med[name]["updates_per_s"] / (ceiling * 1e9),
+        "flop_utilisation_1seed": utilisation["rlx_s1"],
+        "rows": [{"framework": f, "setting": s, **med[name], "flop_utilisation": utilisation[name],
                   "flop_utilisation_b256": flops * med[name]["updates_per_s"] / (ceiling256 * 1e9)}
                  for f, s, name in rows],
-        "raw": {**per_round, **once},
+        "raw": raw,
     }
     with open(os.path.join(ROOT, "experiments", "results", "bench_sac_pendulum.json"), "w") as f:
         json.dump(summary, f, indent=2)
@@ -130,7 +140,7 @@ def main():
               f"- 1 seed ≥ 1.4× rejax: {summary['ratio_1seed_vs_rejax']:.2f}× — "
               f"{'met' if summary['ratio_1seed_vs_rejax'] >= 1.4 else 'NOT met'}",
               f"- 1 seed ≥ 85% of the dense ceiling ({target:.0f} updates/s): "
-              f"{100 * summary['flop_utilisation_1seed']:.0f}% — "
+              f"{100 * summary['flop_utilisation_1seed']:.1f}% — "
               f"{'met' if summary['flop_utilisation_1seed'] >= 0.85 else 'NOT met'}. At SAC's shape a chain of "
               f"nothing but matmuls reaches {100 * ceiling256 / ceiling:.0f}% of the dense ceiling on this CPU."]
     with open(os.path.join(ROOT, "experiments", "results", "bench_sac_pendulum.md"), "w") as f:
@@ -145,4 +155,8 @@ def _median(xs):
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["--report"]:  # rebuild the table from the committed measurements
+        with open(os.path.join(ROOT, "experiments", "results", "bench_sac_pendulum.json")) as f:
+            report(json.load(f)["raw"])
+    else:
+        main()
