@@ -87,8 +87,10 @@ def plot_learning_curve(path: str, metrics: dict, steps_per_iteration: int, titl
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
     for (name, idx), color in zip(groups.items(), plt.cm.tab10.colors * 10):
         r = _smooth(_ffill(ret[list(idx)]), max(1, iters // 100))
-        med = np.nanmedian(r, 0)
-        lo, hi = np.nanpercentile(r, 10, 0), np.nanpercentile(r, 90, 0)
+        with warnings.catch_warnings():  # iterations before any run finished an episode: all NaN, left blank
+            warnings.simplefilter("ignore", RuntimeWarning)
+            med = np.nanmedian(r, 0)
+            lo, hi = np.nanpercentile(r, 10, 0), np.nanpercentile(r, 90, 0)
         label = f"{name} " if name else ""
         ax.plot(x, med, color=color, lw=1.6, label=f"{label}train return (median of {len(idx)}, smoothed)")
         ax.fill_between(x, lo, hi, color=color, alpha=0.2, lw=0)
