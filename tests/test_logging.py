@@ -104,3 +104,18 @@ def read_scalars(directory):
             for v in event.summary.value:
                 tags.setdefault(v.tag, []).append((event.step, v.simple_value))
     return tags
+
+
+def test_learning_curve_plots_runs_that_finish_no_episode_early_without_warnings(tmp_path):
+    import warnings
+
+    from rlx.report import plot_learning_curve
+
+    ret = np.full((3, 10), np.nan)
+    ret[:, 4:] = np.arange(6.0)  # no run finished an episode in the first 4 iterations
+    metrics = {"episode_return": ret, "eval/iteration": np.tile([5, 10], (3, 1)),
+               "eval/return": np.ones((3, 2))}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plot_learning_curve(str(tmp_path / "curve.png"), metrics, 128, "title")
+    assert (tmp_path / "curve.png").stat().st_size > 10_000
