@@ -86,9 +86,9 @@ def plot_learning_curve(path: str, metrics: dict, steps_per_iteration: int, titl
     x = np.arange(1, iters + 1) * steps_per_iteration
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
     for (name, idx), color in zip(groups.items(), plt.cm.tab10.colors * 10):
-        r = _smooth(_ffill(ret[list(idx)]), max(1, iters // 100))
         with warnings.catch_warnings():  # iterations before any run finished an episode: all NaN, left blank
             warnings.simplefilter("ignore", RuntimeWarning)
+            r = _smooth(_ffill(ret[list(idx)]), max(1, iters // 100))
             med = np.nanmedian(r, 0)
             lo, hi = np.nanpercentile(r, 10, 0), np.nanpercentile(r, 90, 0)
         label = f"{name} " if name else ""

@@ -111,11 +111,12 @@ def test_learning_curve_plots_runs_that_finish_no_episode_early_without_warnings
 
     from rlx.report import plot_learning_curve
 
-    ret = np.full((3, 10), np.nan)
-    ret[:, 4:] = np.arange(6.0)  # no run finished an episode in the first 4 iterations
-    metrics = {"episode_return": ret, "eval/iteration": np.tile([5, 10], (3, 1)),
-               "eval/return": np.ones((3, 2))}
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        plot_learning_curve(str(tmp_path / "curve.png"), metrics, 128, "title")
-    assert (tmp_path / "curve.png").stat().st_size > 10_000
+    for iters in (10, 1000):  # 1000: the curve is also smoothed over windows of 10 iterations
+        ret = np.full((3, iters), np.nan)
+        ret[:, 40:] = np.arange(iters - 40.0)  # no run finished an episode in the first 40 iterations
+        metrics = {"episode_return": ret, "eval/iteration": np.tile([iters // 2, iters], (3, 1)),
+                   "eval/return": np.ones((3, 2))}
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            plot_learning_curve(str(tmp_path / "curve.png"), metrics, 128, "title")
+        assert (tmp_path / "curve.png").stat().st_size > 10_000
