@@ -34,8 +34,9 @@ class ProgressBar:
         if it > self.done:
             self.bar.update(it - self.done)
             self.done = it
-            rate = self.bar.format_dict.get("rate") or 0.0
-            self.bar.set_postfix_str(f"{rate * self.per_iter * self.runs:,.0f} {self.unit_name}/s", refresh=False)
+            rate = self.bar.format_dict.get("rate")
+            if rate:  # tqdm has no rate until its second update: show none rather than 0
+                self.bar.set_postfix_str(f"{rate * self.per_iter * self.runs:,.0f} {self.unit_name}/s", refresh=False)
 
     def close(self) -> None:
         if self.bar is not None:

@@ -120,3 +120,20 @@ def test_learning_curve_plots_runs_that_finish_no_episode_early_without_warnings
             warnings.simplefilter("error")
             plot_learning_curve(str(tmp_path / "curve.png"), metrics, 128, "title")
         assert (tmp_path / "curve.png").stat().st_size > 10_000
+
+
+def test_progress_bar_shows_the_furthest_run_and_a_rate_only_once_it_has_one():
+    import time
+
+    from rlx.progress import ProgressBar
+
+    bar = ProgressBar(10, steps_per_iteration=512, runs=4, desc="t")
+    bar.callback(np.array([1, 1]))
+    assert bar.done == 1 and "env-steps/s" not in str(bar.bar.postfix or "")
+    time.sleep(0.6)  # past tqdm's mininterval, so the update measures a rate
+    bar.callback(np.array([3, 5]))  # a batch from vmap: the furthest run counts
+    assert bar.done == 5
+    rate = float(str(bar.bar.postfix).split()[0].replace(",", ""))
+    assert rate > 0 and str(bar.bar.postfix).endswith("env-steps/s")
+    bar.close()
+    assert bar.bar.n == 10
