@@ -35,7 +35,7 @@ class ProgressBar:
             self.bar.update(it - self.done)
             self.done = it
             rate = self.bar.format_dict.get("rate")
-            if rate:  # tqdm has no rate until its second update: show none rather than 0
+            if rate:  # no rate before tqdm's first timed refresh: show none, not 0
                 self.bar.set_postfix_str(f"{rate * self.per_iter * self.runs:,.0f} {self.unit_name}/s", refresh=False)
 
     def close(self) -> None:

@@ -113,7 +113,7 @@ def test_learning_curve_plots_runs_that_finish_no_episode_early_without_warnings
 
     for iters in (10, 1000):  # 1000: the curve is also smoothed over windows of 10 iterations
         ret = np.full((3, iters), np.nan)
-        ret[:, 40:] = np.arange(iters - 40.0)  # no run finished an episode in the first 40 iterations
+        ret[:, iters // 4:] = np.arange(iters - iters // 4)  # no run finished an episode in the first quarter
         metrics = {"episode_return": ret, "eval/iteration": np.tile([iters // 2, iters], (3, 1)),
                    "eval/return": np.ones((3, 2))}
         with warnings.catch_warnings():
