@@ -6,6 +6,8 @@ PY := $(VENV)/bin/python
 .PHONY: demo test test-slow bench clean
 
 $(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c "" 2>/dev/null || { echo "make: PYTHON=$(PYTHON) does not run here. Under pyenv, name the version:" \
+	  "PYENV_VERSION=3.12.1 PYTHON=python3.12 VENV=.venv312 make test (pyenv versions lists them)" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[dev]"
