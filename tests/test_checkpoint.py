@@ -75,11 +75,24 @@ def test_chunked_and_resumed_equal_one_call(tmp_path):
 
     resumed = stop_then_resume(agent, keys, hp, tmp_path / "ck", 3, cache, eval_every=2, eval_episodes=2)
     assert same((whole.state, whole.metrics), (resumed.state, resumed.metrics))
-    assert sorted(cache["compiled"]) == [3, 6]  # the stopped and resumed runs reused the chunked run's program
+    (programs,) = cache["programs"].values()  # one input signature: one init program for all four runs
+    assert sorted(programs["advance"]) == [3, 6]  # the stopped and resumed runs reused the chunked run's program
 
     # A different run must not resume from it.
     with pytest.raises(CheckpointError, match="different run.*test"):
         Checkpointer(tmp_path / "ck", {"test": "other"}).restore(None)
+
+
+def test_one_cache_serves_runs_with_and_without_env_params():
+    """A cache keeps one set of programs per input signature: env params given are other inputs."""
+    agent = tiny_agent(2)
+    keys, hp = population(agent, runs=2)
+    cache = {}
+    default = run_population(agent, keys, hp, eval_every=2, eval_episodes=2, cache=cache)
+    env_params = jax.tree.map(lambda x: np.stack([np.asarray(x)] * 2), agent.env_params)  # as rlx.sweep builds them
+    given = run_population(agent, keys, hp, env_params, eval_every=2, eval_episodes=2, cache=cache)
+    assert len(cache["programs"]) == 2
+    assert same(default.state.params, given.state.params)  # the same env, so the same training
 
 
 def assert_resume_is_bitwise(agent, key, directory):
@@ -90,7 +103,8 @@ def assert_resume_is_bitwise(agent, key, directory):
     whole = run_population(agent, keys, hp, eval_every=12, eval_episodes=1, chunk_iterations=4, cache=cache)
     resumed = stop_then_resume(agent, keys, hp, directory, 4, cache, eval_every=12, eval_episodes=1)
     assert same((whole.state, whole.metrics), (resumed.state, resumed.metrics))
-    assert len(cache["compiled"]) == 1  # the resumed carry has a fresh carry's types
+    (programs,) = cache["programs"].values()
+    assert len(programs["advance"]) == 1  # the resumed carry has a fresh carry's types
 
 
 def test_sac_resumes_with_its_replay_buffer(tmp_path):
