@@ -279,10 +279,10 @@ def run_population(agent: Agent, keys, hp, env_params=None, *, num_iterations: O
         init_lowered = init.lower(keys_s, hp_s, ep_s)
         # The init program compiles on a helper thread while this one traces and compiles the
         # first chunk (from init's output shapes and shardings): XLA compiles with the GIL
-        # released, and tracing and XLA's HLO passes use one core. Init is small but costs
-        # 1.5-2 s of compile (tiny threefry loops, a QR per layer). Measured on PPO CartPole
-        # 500k steps, 2 cores, `rlx train`'s layout, A/B against one after the other in fresh
-        # processes: 1 seed 7.9 -> 7.3 s (medians of 4 rounds), 8 seeds 6.9 -> 6.3 s (3 rounds).
+        # released, and tracing and XLA's HLO passes use one core. The init is small but takes
+        # 1.3-1.8 s to compile (tiny threefry loops, a QR per layer). PPO CartPole, 2 cores,
+        # experiments/results/ab_concurrent_init.json: 8 seeds 8.5 -> 7.2 s (faster in 4 of 4
+        # rounds), 1 seed spread 7.3 -> 7.1 s (2 of 4: within the noise).
         with ThreadPoolExecutor(1) as pool:
             pending_init = pool.submit(init_lowered.compile)
             if not resume:
