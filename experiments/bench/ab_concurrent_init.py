@@ -20,9 +20,9 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import time
+
+import ab_rounds  # beside this script
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VARIANTS = ("one_after_other", "side_by_side")
@@ -80,15 +80,7 @@ def main():
     if args.one:
         print(json.dumps(measure(args.one[0], int(args.one[1]))))
         return
-    env = {k: v for k, v in os.environ.items() if k not in ("JAX_COMPILATION_CACHE_DIR", "XLA_FLAGS")}
-    rows = []
-    for r in range(args.rounds):
-        for seeds in SEEDS:
-            for variant in (VARIANTS if r % 2 == 0 else VARIANTS[::-1]):  # no order bias
-                out = subprocess.run([sys.executable, __file__, "--one", variant, str(seeds)], cwd=ROOT, env=env,
-                                     capture_output=True, text=True, check=True).stdout
-                rows.append({"round": r, **json.loads(out.strip().splitlines()[-1])})
-                print(f"round {r} {seeds} seed(s) {variant:16s} compile {rows[-1]['compile_s']:.2f} s", flush=True)
+    rows = ab_rounds.interleaved(__file__, VARIANTS, SEEDS, args.rounds)
     summary = {}
     for seeds in SEEDS:
         by = {v: [x for x in rows if x["seeds"] == seeds and x["variant"] == v] for v in VARIANTS}

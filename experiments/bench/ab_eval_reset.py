@@ -17,9 +17,9 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import time
+
+import ab_rounds  # beside this script
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VARIANTS = ("reset", "no_reset")
@@ -65,15 +65,7 @@ def main():
     if args.one:
         print(json.dumps(measure(*args.one)))
         return
-    env = {k: v for k, v in os.environ.items() if k not in ("JAX_COMPILATION_CACHE_DIR", "XLA_FLAGS")}
-    rows = []
-    for r in range(args.rounds):
-        for program in PROGRAMS:
-            for variant in (VARIANTS if r % 2 == 0 else VARIANTS[::-1]):  # no order bias
-                out = subprocess.run([sys.executable, __file__, "--one", variant, program], cwd=ROOT, env=env,
-                                     capture_output=True, text=True, check=True).stdout
-                rows.append({"round": r, **json.loads(out.strip().splitlines()[-1])})
-                print(f"round {r} {program:8s} {variant:8s} compile {rows[-1]['compile_s']:.2f} s", flush=True)
+    rows = ab_rounds.interleaved(__file__, VARIANTS, PROGRAMS, args.rounds)
     summary = {}
     for program in PROGRAMS:
         by = {v: [x for x in rows if x["program"] == program and x["variant"] == v] for v in VARIANTS}
