@@ -280,8 +280,8 @@ def run_population(agent: Agent, keys, hp, env_params=None, *, num_iterations: O
         # The init program compiles on a helper thread while this one traces and compiles the
         # first chunk (from init's output shapes and shardings): XLA compiles with the GIL
         # released, and tracing and XLA's HLO passes use one core. The init is small but takes
-        # 1.3-1.8 s to compile (tiny threefry loops, a QR per layer). PPO CartPole, 2 cores,
-        # experiments/results/ab_concurrent_init.json: 8 seeds 8.5 -> 7.2 s (faster in 4 of 4
+        # 1.3-1.8 s to compile (tiny threefry hash loops, a Gaussian draw per layer). PPO CartPole,
+        # 2 cores, experiments/results/ab_concurrent_init.json: 8 seeds 8.5 -> 7.2 s (faster in 4 of 4
         # rounds), 1 seed spread 7.3 -> 7.1 s (2 of 4: within the noise).
         with ThreadPoolExecutor(1) as pool:
             pending_init = pool.submit(init_lowered.compile)
