@@ -92,7 +92,7 @@ def main():
         lines.append(f"| {r['framework']} | {r['setting']} | {r['env_steps_per_s']:,.0f} | {r['compile_s']:.1f} | "
                      f"{r['final_return_median']:.0f} | {100 * r['flop_utilisation']:.1f}% |")
     lines.append("")
-    lines.append(f"Medians over {rounds} interleaved rounds. Ratios rlx/rejax: 1 seed "
+    lines.append(f"Machine: {ceiling.get('cpu', 'not recorded')}. Medians over {rounds} interleaved rounds. Ratios rlx/rejax: 1 seed "
                  f"{summary['ratio_1seed_vs_rejax']:.2f}× (default, 2 devices) and "
                  f"{summary['ratio_1seed_1dev_vs_rejax']:.2f}× (one XLA device); 8 seeds "
                  f"{summary['ratio_8seeds_vs_rejax']:.2f}× (default layout) and "

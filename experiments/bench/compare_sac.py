@@ -128,7 +128,8 @@ def report(raw):
                      f"{r['compile_s']:.1f} | {r['final_return_median']:.0f} | {100 * r['flop_utilisation']:.1f}% | "
                      f"{100 * r['flop_utilisation_b256']:.1f}% |")
     lines.append("")
-    lines.append(f"Medians over {rounds} interleaved rounds (matmul ceilings, rlx, rejax; SB3 and the 8-seed row once). "
+    lines.append(f"Machine: {raw['ceiling'][0].get('cpu', 'not recorded')}. "
+                 f"Medians over {rounds} interleaved rounds (matmul ceilings, rlx, rejax; SB3 and the 8-seed row once). "
                  f"Ratios (1 seed, updates/s): rlx/rejax {summary['ratio_1seed_vs_rejax']:.2f}× (per round: "
                  f"{', '.join(f'{x:.2f}' for x in ratios)}), rlx/SB3 {summary['ratio_1seed_vs_sb3']:.2f}×. "
                  f"FLOP utilisation = XLA-counted {flops / 1e9:.3f} GFLOP per "

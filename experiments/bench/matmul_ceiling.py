@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import time
 
@@ -32,6 +33,23 @@ def _cost_flops(compiled):
     if not ca or ca.get("flops") is None:
         return None
     return float(ca["flops"])
+
+
+def cpu_description() -> str:
+    """'<model name>, <cores> cores, <widest vector ISA>' from /proc/cpuinfo, e.g. to label a results table.
+
+    The VMs here change host between sessions (AMD EPYC with AVX2, Intel Xeon with AVX-512 and AMX),
+    and the matmul ceiling and every rate move with it, so each results file names its machine.
+    """
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = f.read()
+    except OSError:
+        return f"unknown CPU, {os.cpu_count()} cores"
+    model = re.search(r"^model name\s*:\s*(.+)$", info, re.M)
+    flags = set((re.search(r"^flags\s*:\s*(.+)$", info, re.M) or re.search("()", "")).group(1).split())
+    isa = [name for flag, name in (("avx2", "AVX2"), ("avx512f", "AVX-512"), ("amx_tile", "AMX")) if flag in flags]
+    return f"{model.group(1).strip() if model else 'unknown CPU'}, {os.cpu_count()} cores, {'/'.join(isa) or 'no AVX2'}"
 
 
 def measure(repeats: int = 5, batch: int = 4096, width: int = 256,
@@ -87,6 +105,7 @@ def measure(repeats: int = 5, batch: int = 4096, width: int = 256,
         "jax": jax.__version__,
         "backend": jax.default_backend(),
         "cpu_count": os.cpu_count(),
+        "cpu": cpu_description(),
         "loadavg_before": load_before,
         "loadavg_after": load_after,
     }
