@@ -3,13 +3,15 @@
 One XLA program on a CPU uses little more than one core for RL-sized work (small
 matmuls inside long scans). Splitting the host into one XLA device per core and sharding
 the runs axis over them runs the shards side by side: on 2 cores, 8 PPO seeds ran at
-2.2× the single-device rate. On GPUs and TPUs the same code shards over the accelerators.
+2.0–2.3× the single-device rate (2.27× in the committed bench on the Xeon host,
+experiments/results/bench_ppo_cartpole.json). On GPUs and TPUs the same code shards over
+the accelerators.
 
 A single run can use several devices too, when its update has independent *parts*: PPO's
 actor and critic (each fitted on the same minibatches, clipped and stepped separately).
 SAC does not spread: its 256-wide matmuls already keep both cores busy in one program, and
-spreading its critic and actor gradients measured slower (151 vs 180 updates/s). The agent
-writes the parts as one function ``fn(names) -> {name: result}`` and calls :func:`spread`;
+spreading its critic and actor gradients measured slower (151 vs 180 updates/s, on the
+project's first AVX-512 host). The agent writes the parts as one function ``fn(names) -> {name: result}`` and calls :func:`spread`;
 run on one device (or under ``vmap``) that is just ``fn(all names)``, while a run spread
 over a ``'parts'`` mesh axis computes each part on its own device and exchanges the results
 with one all-reduce.
