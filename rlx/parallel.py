@@ -11,8 +11,8 @@ A single run can use several devices too, when its update has independent *parts
 actor and critic (each fitted on the same minibatches, clipped and stepped separately).
 SAC does not spread: its 256-wide matmuls already keep both cores busy in one program, and
 spreading its critic and actor gradients measured slower (151 vs 180 updates/s, on the
-project's first AVX-512 host). The agent writes the parts as one function ``fn(names) -> {name: result}`` and calls :func:`spread`;
-run on one device (or under ``vmap``) that is just ``fn(all names)``, while a run spread
+project's first AVX-512 host). The agent writes the parts as one function
+``fn(names) -> {name: result}`` and calls :func:`spread`; run on one device (or under ``vmap``) that is just ``fn(all names)``, while a run spread
 over a ``'parts'`` mesh axis computes each part on its own device and exchanges the results
 with one all-reduce.
 Everything else (rollouts, targets, evaluation) runs replicated on every device.
