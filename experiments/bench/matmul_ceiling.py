@@ -47,7 +47,8 @@ def cpu_description() -> str:
     except OSError:
         return f"unknown CPU, {os.cpu_count()} cores"
     model = re.search(r"^model name\s*:\s*(.+)$", info, re.M)
-    flags = set((re.search(r"^flags\s*:\s*(.+)$", info, re.M) or re.search("()", "")).group(1).split())
+    flags_line = re.search(r"^flags\s*:\s*(.+)$", info, re.M)
+    flags = set(flags_line.group(1).split()) if flags_line else set()
     isa = [name for flag, name in (("avx2", "AVX2"), ("avx512f", "AVX-512"), ("amx_tile", "AMX")) if flag in flags]
     return f"{model.group(1).strip() if model else 'unknown CPU'}, {os.cpu_count()} cores, {'/'.join(isa) or 'no AVX2'}"
 
