@@ -9,3 +9,16 @@ def test_xdist_groups_reach_the_scheduler(request):
     if not getattr(request.config.option, "loadgroup", False):
         return
     assert request.node.nodeid.endswith("@tests/test_conftest.py"), request.node.nodeid
+
+
+def test_compile_flag_is_set_on_jaxlib_0_10_only():
+    # conftest turns XLA:CPU's fusion emitters off on jaxlib 0.10 to shorten compiles; jaxlib 0.11
+    # removed the flag, and an unknown XLA flag aborts the process.
+    import importlib.metadata
+    import os
+
+    flags = os.environ.get("XLA_FLAGS", "")
+    if importlib.metadata.version("jaxlib").startswith("0.10."):
+        assert "--xla_cpu_use_fusion_emitters=" in flags, flags
+    else:
+        assert "xla_cpu_use_fusion_emitters" not in flags, flags

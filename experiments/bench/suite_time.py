@@ -20,6 +20,8 @@ import sys
 import tempfile
 import time
 
+from matmul_ceiling import cpu_description
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
@@ -70,7 +72,9 @@ def main():
         "per_file": dict(sorted(per_file.items(), key=lambda kv: -kv[1]["wall_s"])),
         "slowest": [{"test": r["test"], "wall_s": round(r["wall_s"], 1), "xla_compile_s": round(compile_of(r), 1)}
                     for r in sorted(rows, key=lambda r: -r["wall_s"])[:20]],
-        "cpu_count": os.cpu_count(), "loadavg_after": os.getloadavg(),
+        "cpu_count": os.cpu_count(), "cpu": cpu_description(), "loadavg_after": os.getloadavg(),
+        # tests/conftest.py adds its compile flag to these on jaxlib 0.10 unless they name it.
+        "xla_flags_given": os.environ.get("XLA_FLAGS", ""),
     }
     with open(args.out, "w") as f:
         json.dump(out, f, indent=2)
