@@ -16,15 +16,16 @@ _tag = hashlib.sha256(f"{os.path.dirname(os.path.abspath(__file__))}|{sys.versio
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), f"rlx-test-jax-cache-{_tag}"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 
-# Three quarters of the suite's time is XLA compiling small programs that then run for well under a
-# second (experiments/results/test_suite_time.json). On jaxlib 0.10, XLA:CPU's older loop emitters
-# compile them about 30-40% faster than its default fusion emitters, while the programs run about
-# 1.6x slower, which the suite barely notices: from a cold cache it took 395 s instead of 510 s
-# (experiments/results/test_suite_time.json and test_suite_time_default_emitters.json). The tests check what the programs compute, not how fast,
-# and the ones that set their own XLA_FLAGS (tests/test_parallel.py, the sharded and distributed
-# runs in tests/test_sweep.py) still run the default emitters and compare against this process's
-# results. The CLI and library never set this flag. jaxlib 0.11 removed the flag (an unknown XLA
-# flag aborts the process), so it is applied on 0.10 only, and XLA_FLAGS that already name it win:
+# Three quarters of the suite's time is XLA compiling small programs that then run for well under
+# a second. On jaxlib 0.10, XLA:CPU's older loop emitters compile them about 30-40% faster than its
+# default fusion emitters, while the programs run about 1.6x slower, which the suite barely
+# notices: from a cold cache it took 395 s instead of 510 s (experiments/results/
+# test_suite_time.json and test_suite_time_default_emitters.json). The tests check what the
+# programs compute, not how fast, and the ones that set their own XLA_FLAGS (tests/test_parallel.py,
+# the sharded and distributed runs in tests/test_sweep.py) still run the default emitters and
+# compare against this process's results. The CLI and the library never set this flag. jaxlib 0.11
+# removed it (an unknown XLA flag aborts the process), so it is applied on 0.10 only, and
+# XLA_FLAGS that already name it win:
 #   XLA_FLAGS=--xla_cpu_use_fusion_emitters=true make test    # the suite on the default emitters
 _EMITTERS_FLAG = "--xla_cpu_use_fusion_emitters"
 if importlib.metadata.version("jaxlib").startswith("0.10.") and _EMITTERS_FLAG not in os.environ.get("XLA_FLAGS", ""):
