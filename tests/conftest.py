@@ -27,8 +27,8 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 # 0.11 removed the emitters flag (an unknown XLA flag aborts the process); there the suite instead
 # lowers XLA's backend optimisation level from 3 to 1, which compiled the PPO benchmark's program
 # in 3.5-3.7 s instead of 4.1-4.7 s (3 alternating rounds, fresh processes) and ran it about 10%
-# slower; the 3.12 suite took 491 s instead of 560 s (one pair of cold-cache runs). XLA_FLAGS
-# that already name the flag win:
+# slower; the 3.12 suite took 463 s instead of 618 s (experiments/results/test_suite_time_py312*).
+# XLA_FLAGS that already name the flag win:
 #   XLA_FLAGS=--xla_cpu_use_fusion_emitters=true make test    # jaxlib 0.10 on the default emitters
 #   XLA_FLAGS=--xla_backend_optimization_level=3 make test    # jaxlib 0.11+ at XLA's default level
 _SUITE_FLAG = ("--xla_cpu_use_fusion_emitters=false" if importlib.metadata.version("jaxlib").startswith("0.10.")
