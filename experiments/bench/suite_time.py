@@ -73,7 +73,7 @@ def main():
         "slowest": [{"test": r["test"], "wall_s": round(r["wall_s"], 1), "xla_compile_s": round(compile_of(r), 1)}
                     for r in sorted(rows, key=lambda r: -r["wall_s"])[:20]],
         "cpu_count": os.cpu_count(), "cpu": cpu_description(), "loadavg_after": os.getloadavg(),
-        # tests/conftest.py adds its compile flag to these on jaxlib 0.10 unless they name it.
+        # tests/conftest.py adds its compile flag for the jaxlib in use unless these name it.
         "xla_flags_given": os.environ.get("XLA_FLAGS", ""),
     }
     with open(args.out, "w") as f:
