@@ -9,13 +9,13 @@ of the two fits. This script times that program (the benchmark's CartPole config
 no evaluation to speak of) in four variants that differ only in which networks are fitted:
 
   both      the default: actor on device 0, critic on device 1
-  actor     the actor on device 0, nothing on device 1 (the critic keeps zero parameters)
-  critic    the critic on device 0, nothing on device 1
+  actor     the actor only; the critic's device idles (the critic keeps zero parameters)
+  critic    the critic only; the actor's device idles
   none      no fit at all: the rollout and the exchange (what XLA keeps of the rest)
 
-plus ``both_1_device``, the same run as one XLA program on one device. The variants replace
-``rlx.parallel.spread`` with a version that assigns the fits as listed; their training results
-are meaningless, only their times matter. It also times the fit's dominant matmul shape,
+plus ``both_1_device``, the same run as one XLA program on one device. The variants wrap
+``rlx.parallel.spread`` so that a network left out returns zeros instead of its fit; their
+training results are meaningless, only their times matter. It also times the fit's dominant matmul shape,
 [128, 64] @ [64, 64] (a minibatch through a 64-wide hidden layer), as a chain on one core, and
 takes XLA's FLOP count of one minibatch gradient step of each network, so the fits' times can be
 compared with what one core's matmul rate allows. Each measurement is a fresh process; rounds
@@ -38,29 +38,30 @@ VARIANTS = ("both", "actor", "critic", "none", "both_1_device")
 STEPS = 200_000
 
 
-def _assign_fits(fitted_on_device_0: tuple):
-    """A ``spread`` that fits ``fitted_on_device_0`` on device 0 and nothing on the others."""
+def _fit_only(fitted: tuple):
+    """``rlx.parallel.spread`` as it is, except that only the networks in ``fitted`` are fitted.
+
+    Every other network's result comes back as zeros, so a device whose part is not fitted idles.
+    """
     import jax
     import jax.numpy as jnp
 
     from rlx import parallel
 
-    def spread(fn, names):
-        names = tuple(names)
+    spread = parallel.spread
+
+    def spread_fitting_only(fn, names):
         shapes = {name: jax.eval_shape(lambda: fn((name,))[name]) for name in names}
 
-        def branch(group):
-            def run():
-                out = fn(group) if group else {}
-                return {name: out[name] if name in group else
-                        jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes[name]) for name in names}
-            return run
+        def fn_only(group):
+            kept = tuple(name for name in group if name in fitted)
+            out = fn(kept) if kept else {}
+            return {name: out[name] if name in kept else jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype),
+                                                                        shapes[name]) for name in group}
 
-        n = parallel._axis_size(parallel.PARTS)
-        branches = [branch(fitted_on_device_0)] + [branch(()) for _ in range(n - 1)]
-        return parallel.psum_exact(jax.lax.switch(jax.lax.axis_index(parallel.PARTS), branches), parallel.PARTS)
+        return spread(fn_only, names)
 
-    return spread
+    return spread_fitting_only
 
 
 def measure(variant: str, _setting: str) -> dict:
@@ -77,7 +78,7 @@ def measure(variant: str, _setting: str) -> dict:
     from rlx.run import make_train
 
     if variant in ("actor", "critic", "none"):
-        ppo.parallel.spread = _assign_fits(() if variant == "none" else (variant,))
+        ppo.parallel.spread = _fit_only(() if variant == "none" else (variant,))
     env, env_params = envs.make("CartPole-v1")
     agent = ppo.make(ppo.PPOConfig(total_timesteps=STEPS), env, env_params)
     hp = jax.tree.map(lambda x: jnp.asarray(x)[None], agent.default_hparams())
