@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import statistics
-import time
 
 import ab_rounds  # beside this script
 
@@ -31,27 +30,14 @@ def measure(variant: str, program: str) -> dict:
     from rlx.parallel import use_all_cpu_cores
     if program == "spread":
         use_all_cpu_cores()
-    import jax
-    import jax.numpy as jnp
     import numpy as np
 
     from rlx import envs
-    from rlx.agents import ppo
-    from rlx.parallel import shard_runs, vmap_runs
-    from rlx.run import make_train
 
     if variant == "reset":
         envs.VecEnv.step_without_reset = envs.VecEnv.step
-    env, env_params = envs.make("CartPole-v1")
-    agent = ppo.make(ppo.PPOConfig(total_timesteps=500_000), env, env_params)
-    hp = jax.tree.map(lambda x: jnp.asarray(x)[None], agent.default_hparams())
-    train = vmap_runs(make_train(agent, eval_every=agent.num_iterations, eval_episodes=128), 1)
-    keys = jax.random.split(jax.random.PRNGKey(0), 1)
-    t0 = time.perf_counter()
-    call, devices = shard_runs(train, 1, parts=agent.parts)
-    call.compile(keys, hp)
-    compile_s = time.perf_counter() - t0
-    _, metrics = call(keys, hp)
+    _, call, args, devices, compile_s = ab_rounds.compile_ppo_cartpole_one_seed(500_000, eval_episodes=128)
+    _, metrics = call(*args)
     return {"variant": variant, "program": program, "devices": len(devices), "compile_s": compile_s,
             "eval_return": np.asarray(metrics["eval/return"]).ravel().tolist()}
 

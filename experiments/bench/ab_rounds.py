@@ -26,3 +26,32 @@ def interleaved(script: str, variants, settings, rounds: int) -> list[dict]:
                 rows.append({"round": r, **json.loads(out.strip().splitlines()[-1])})
                 print(f"round {r} {setting} {variant:16s} compile {rows[-1]['compile_s']:.2f} s", flush=True)
     return rows
+
+
+def compile_ppo_cartpole_one_seed(total_timesteps: int, eval_episodes: int):
+    """The PPO CartPole bench program (bench_ppo.py's config) for one seed, laid out as
+    ``rlx train ppo --seeds 1`` lays it out (``rlx.parallel.shard_runs``) and compiled.
+
+    Returns ``(agent, call, args, devices, compile_s)``: ``call(*args)`` runs it; compile_s
+    times trace, lower and XLA compile. Call ``rlx.parallel.use_all_cpu_cores`` first for the
+    spread program.
+    """
+    import time
+
+    import jax
+    import jax.numpy as jnp
+
+    from rlx import envs
+    from rlx.agents import ppo
+    from rlx.parallel import shard_runs, vmap_runs
+    from rlx.run import make_train
+
+    env, env_params = envs.make("CartPole-v1")
+    agent = ppo.make(ppo.PPOConfig(total_timesteps=total_timesteps), env, env_params)
+    hp = jax.tree.map(lambda x: jnp.asarray(x)[None], agent.default_hparams())
+    train = vmap_runs(make_train(agent, eval_every=agent.num_iterations, eval_episodes=eval_episodes), 1)
+    args = (jax.random.split(jax.random.PRNGKey(0), 1), hp)
+    t0 = time.perf_counter()
+    call, devices = shard_runs(train, 1, parts=agent.parts)
+    call.compile(*args)
+    return agent, call, args, devices, time.perf_counter() - t0

@@ -70,28 +70,16 @@ def measure(variant: str, _setting: str) -> dict:
     if variant != "both_1_device":
         use_all_cpu_cores()
     import jax
-    import jax.numpy as jnp
 
-    from rlx import envs
     from rlx.agents import ppo
-    from rlx.parallel import shard_runs, vmap_runs
-    from rlx.run import make_train
 
     if variant in ("actor", "critic", "none"):
         ppo.parallel.spread = _fit_only(() if variant == "none" else (variant,))
-    env, env_params = envs.make("CartPole-v1")
-    agent = ppo.make(ppo.PPOConfig(total_timesteps=STEPS), env, env_params)
-    hp = jax.tree.map(lambda x: jnp.asarray(x)[None], agent.default_hparams())
-    train = vmap_runs(make_train(agent, eval_every=agent.num_iterations, eval_episodes=1), 1)
-    keys = jax.random.split(jax.random.PRNGKey(0), 1)
-    t0 = time.perf_counter()
-    call, devices = shard_runs(train, 1, parts=agent.parts)
-    call.compile(keys, hp)
-    compile_s = time.perf_counter() - t0
+    agent, call, args, devices, compile_s = ab_rounds.compile_ppo_cartpole_one_seed(STEPS, eval_episodes=1)
     run_s = []
     for _ in range(9):
         t0 = time.perf_counter()
-        jax.block_until_ready(call(keys, hp))
+        jax.block_until_ready(call(*args))
         run_s.append(time.perf_counter() - t0)
     ms = [1e3 * s / agent.num_iterations for s in run_s]
     return {"variant": variant, "devices": len(devices), "compile_s": compile_s,
