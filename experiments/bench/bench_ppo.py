@@ -82,15 +82,33 @@ def main():
                                           "final_return_median", "gflops_per_s")}))
 
 
-def flops_per_env_step(jax, jnp, nets, objectives, config, spec):
-    """XLA-counted FLOPs per env step of one PPO iteration, piece by piece."""
-    def cost(fn, *args):
-        c = jax.jit(fn).lower(*args).compile().cost_analysis()
-        c = c[0] if isinstance(c, (list, tuple)) else c
-        return float(c.get("flops", 0.0))
+def xla_flops(jax, fn, *args) -> float:
+    """XLA's cost_analysis() FLOP count of ``jit(fn)`` at these arguments."""
+    c = jax.jit(fn).lower(*args).compile().cost_analysis()
+    c = c[0] if isinstance(c, (list, tuple)) else c
+    return float(c.get("flops", 0.0))
 
+
+def minibatch_losses(nets, objectives, config, spec):
+    """The bench's actor and critic, and each one's minibatch loss as PPO computes it (ppo_clip,
+    entropy bonus 0.01, clipped value loss × 0.5): ``(actor, critic, actor_loss, critic_loss)``."""
     actor = nets.CategoricalPolicy(spec.num_actions, config.hidden, config.activation)
     critic = nets.ValueNet(config.hidden, config.activation)
+
+    def actor_loss(p, o, a, old_lp, adv):
+        dist = actor.apply(p, o)
+        pb = objectives.PolicyBatch(dist.log_prob(a) - old_lp, (adv - adv.mean()) / (adv.std() + 1e-8), 0.0, 1.0)
+        return objectives.ppo_clip(pb) - 0.01 * dist.entropy().mean()
+
+    def critic_loss(p, o, v_old, target):
+        return 0.5 * objectives.clipped_value_loss(critic.apply(p, o), v_old, target)
+
+    return actor, critic, actor_loss, critic_loss
+
+
+def flops_per_env_step(jax, jnp, nets, objectives, config, spec):
+    """XLA-counted FLOPs per env step of one PPO iteration, piece by piece."""
+    actor, critic, actor_loss, critic_loss = minibatch_losses(nets, objectives, config, spec)
     key = jax.random.PRNGKey(0)
     obs1 = jnp.zeros(spec.obs_shape)
     params = {"actor": actor.init(key, obs1), "critic": critic.init(key, obs1)}
@@ -99,23 +117,19 @@ def flops_per_env_step(jax, jnp, nets, objectives, config, spec):
     step_obs = jnp.zeros((config.num_envs,) + spec.obs_shape)
     batch_obs = jnp.zeros((batch,) + spec.obs_shape)
 
-    rollout = cost(lambda p, o, k: actor.apply(p["actor"], o).sample(seed=k), params, step_obs, key)
-    post = cost(lambda p, o, a: (critic.apply(p["critic"], o), critic.apply(p["critic"], o),
-                                 actor.apply(p["actor"], o).log_prob(a)), params, batch_obs,
-                jnp.zeros(batch, jnp.int32))
+    rollout = xla_flops(jax, lambda p, o, k: actor.apply(p["actor"], o).sample(seed=k), params, step_obs, key)
+    post = xla_flops(jax, lambda p, o, a: (critic.apply(p["critic"], o), critic.apply(p["critic"], o),
+                                           actor.apply(p["actor"], o).log_prob(a)), params, batch_obs,
+                     jnp.zeros(batch, jnp.int32))
 
     def loss(p, o, a, old_lp, adv, v_old, target):
-        dist = actor.apply(p["actor"], o)
-        lr = dist.log_prob(a) - old_lp
-        pb = objectives.PolicyBatch(lr, (adv - adv.mean()) / (adv.std() + 1e-8), 0.0, 1.0)
-        v = critic.apply(p["critic"], o)
-        return objectives.ppo_clip(pb) + 0.5 * objectives.clipped_value_loss(v, v_old, target) - 0.01 * dist.entropy().mean()
+        return actor_loss(p["actor"], o, a, old_lp, adv) + critic_loss(p["critic"], o, v_old, target)
 
     z = jnp.zeros(mb)
-    grad = cost(jax.grad(loss), params, jnp.zeros((mb,) + spec.obs_shape), jnp.zeros(mb, jnp.int32), z, z, z, z)
+    grad = xla_flops(jax, jax.grad(loss), params, jnp.zeros((mb,) + spec.obs_shape), jnp.zeros(mb, jnp.int32),
+                     z, z, z, z)
     per_iter = config.num_steps * rollout + post + config.update_epochs * config.num_minibatches * grad
     return per_iter / batch
-
 
 if __name__ == "__main__":
     main()

@@ -110,37 +110,24 @@ def one_core_matmul_rate() -> dict:
 
 
 def minibatch_flops() -> dict:
-    """XLA-counted FLOPs of one minibatch gradient step of each network (bench_ppo.py's loss pieces)."""
+    """XLA-counted FLOPs of one minibatch gradient step of each network (bench_ppo.py's losses)."""
     import jax
     import jax.numpy as jnp
 
+    from bench_ppo import minibatch_losses, xla_flops  # beside this script
     from rlx import envs, nets, objectives
     from rlx.agents import ppo
 
     config = ppo.PPOConfig()
     spec = envs.spec(*envs.make("CartPole-v1"))
-    actor = nets.CategoricalPolicy(spec.num_actions, config.hidden, config.activation)
-    critic = nets.ValueNet(config.hidden, config.activation)
+    actor, critic, actor_loss, critic_loss = minibatch_losses(nets, objectives, config, spec)
     mb = config.num_envs * config.num_steps // config.num_minibatches
     obs, z = jnp.zeros((mb,) + spec.obs_shape), jnp.zeros(mb)
     key, obs1 = jax.random.PRNGKey(0), jnp.zeros(spec.obs_shape)
-
-    def actor_loss(p, o, a, old_lp, adv):
-        dist = actor.apply(p, o)
-        batch = objectives.PolicyBatch(dist.log_prob(a) - old_lp, (adv - adv.mean()) / (adv.std() + 1e-8), 0.0, 1.0)
-        return objectives.ppo_clip(batch) - 0.01 * dist.entropy().mean()
-
-    def critic_loss(p, o, v_old, target):
-        return 0.5 * objectives.clipped_value_loss(critic.apply(p, o), v_old, target)
-
-    def flops(fn, *args):
-        cost = jax.jit(jax.grad(fn)).lower(*args).compile().cost_analysis()
-        return float((cost[0] if isinstance(cost, (list, tuple)) else cost)["flops"])
-
-    return {"actor": flops(actor_loss, actor.init(key, obs1), obs, jnp.zeros(mb, jnp.int32), z, z),
-            "critic": flops(critic_loss, critic.init(key, obs1), obs, z, z),
-            "minibatch_steps_per_iteration": config.update_epochs * config.num_minibatches}
-
+    return {"actor": xla_flops(jax, jax.grad(actor_loss), actor.init(key, obs1), obs, jnp.zeros(mb, jnp.int32), z, z),
+            "critic": xla_flops(jax, jax.grad(critic_loss), critic.init(key, obs1), obs, z, z),
+            "minibatch_steps_per_iteration": config.update_epochs * config.num_minibatches,
+            "env_steps_per_iteration": config.num_envs * config.num_steps}
 
 def main():
     ap = argparse.ArgumentParser()
@@ -170,8 +157,8 @@ def main():
         "ms_per_iteration_median": med,
         "fit_ms_per_iteration": fit_ms,
         "fit_ms_per_iteration_at_one_core_matmul_rate": at_rate_ms,
-        "env_steps_per_s_default": 512 / med["both"] * 1e3,
-        "env_steps_per_s_if_fits_were_free": 512 / med["none"] * 1e3,
+        "env_steps_per_s_default": flops["env_steps_per_iteration"] / med["both"] * 1e3,
+        "env_steps_per_s_if_fits_were_free": flops["env_steps_per_iteration"] / med["none"] * 1e3,
     }
     out = {"rounds": args.rounds, "steps": STEPS, "cpu": matmul_ceiling.cpu_description(), "summary": summary,
            "one_core_matmul": rate, "minibatch_step_flops": flops, "rows": rows}
