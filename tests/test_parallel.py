@@ -84,3 +84,43 @@ def test_one_ppo_run_spread_over_two_devices_equals_the_plain_program(spread_res
     assert r["devices"] == 2 and r["bitwise_repeat"]
     # Same computations, differently fused: float rounding only (a wrong exchange moves weights by ~1e-2).
     assert r["max_gap"] <= 1e-5 * max(1.0, r["max_scale"]), r
+
+
+@pytest.fixture
+def before_jax_starts(monkeypatch):
+    """compile_faster as if jax had not initialised its backends yet, on a CPU-only install."""
+    import importlib.util
+
+    monkeypatch.setattr(parallel, "_backends_initialised", lambda: False)
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("jax_plugins", "libtpu") else real_find_spec(name, *a))
+    return monkeypatch
+
+
+def test_compile_faster_adds_level_1_to_the_callers_flags(before_jax_starts):
+    before_jax_starts.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+    assert parallel.compile_faster() is True
+    assert os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=2 --xla_backend_optimization_level=1"
+
+
+def test_compile_faster_leaves_a_level_the_user_chose(before_jax_starts):
+    before_jax_starts.setenv("XLA_FLAGS", "--xla_backend_optimization_level=3")
+    assert parallel.compile_faster() is False
+    assert os.environ["XLA_FLAGS"] == "--xla_backend_optimization_level=3"
+
+
+def test_compile_faster_leaves_accelerator_installs_alone(before_jax_starts):
+    import importlib.util
+
+    before_jax_starts.delenv("XLA_FLAGS", raising=False)
+    before_jax_starts.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "jax_plugins" else None)
+    assert parallel.compile_faster() is False
+    assert "XLA_FLAGS" not in os.environ
+
+
+def test_compile_faster_changes_nothing_once_jax_runs(monkeypatch):
+    jax.devices()  # backends up, as in this test process
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    assert parallel.compile_faster() is False
+    assert "XLA_FLAGS" not in os.environ

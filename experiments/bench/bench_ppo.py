@@ -31,9 +31,10 @@ def main():
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
 
-    from rlx.parallel import use_all_cpu_cores
+    from rlx.parallel import compile_faster, use_all_cpu_cores
     if args.devices == "all":
         use_all_cpu_cores()
+    compile_faster()  # as `rlx train` does (a no-op if XLA_FLAGS sets a level)
 
     import jax
     import jax.numpy as jnp
