@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import statistics
 import subprocess
 import sys
@@ -76,8 +77,6 @@ def main():
         print(f"{setting:12s} compile {med['level3']['compile_s']:.2f} -> {med['level1']['compile_s']:.2f} s, "
               f"rate x{summary[setting]['rate_ratio_level1_over_level3']:.3f}, "
               f"same returns: {summary[setting]['same_final_returns']}")
-    import platform
-
     with open(args.out, "w") as f:
         json.dump({"rounds": args.rounds, "cpu": platform.processor() or platform.machine(),
                    "cpu_count": os.cpu_count(), "summary": summary, "rows": rows}, f, indent=2)
