@@ -39,15 +39,19 @@ def use_all_cpu_cores(count: int | None = None) -> int:
 
     Returns the number of host devices requested (0 when nothing was changed).
     """
-    flags = os.environ.get("XLA_FLAGS", "")
-    if _FLAG in flags or _backends_initialised():
-        return 0
     if count is None:
         count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     count = int(count)
-    if count > 1:
-        os.environ["XLA_FLAGS"] = f"{flags} {_FLAG}={count}".strip()
-    return count if count > 1 else 0
+    return count if count > 1 and _add_xla_flag(_FLAG, count) else 0
+
+
+def _add_xla_flag(flag: str, value) -> bool:
+    """Append ``flag=value`` to XLA_FLAGS unless the flag is there already or jax is running."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if flag in flags or _backends_initialised():
+        return False
+    os.environ["XLA_FLAGS"] = f"{flags} {flag}={value}".strip()
+    return True
 
 
 _OPT_LEVEL_FLAG = "--xla_backend_optimization_level"
@@ -72,13 +76,9 @@ def compile_faster(level: int = 1) -> bool:
     """
     import importlib.util
 
-    flags = os.environ.get("XLA_FLAGS", "")
-    if _OPT_LEVEL_FLAG in flags or _backends_initialised():
-        return False
     if any(importlib.util.find_spec(name) is not None for name in ("jax_plugins", "libtpu")):
         return False
-    os.environ["XLA_FLAGS"] = f"{flags} {_OPT_LEVEL_FLAG}={int(level)}".strip()
-    return True
+    return _add_xla_flag(_OPT_LEVEL_FLAG, int(level))
 
 
 def _backends_initialised() -> bool:
