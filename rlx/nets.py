@@ -1,7 +1,6 @@
 """flax networks: MLP torsos and the heads that turn them into distributions or values."""
 from __future__ import annotations
 
-import functools
 from typing import Sequence
 
 import flax.linen as nn
@@ -50,17 +49,67 @@ def _matmul_bwd(residuals, g):
 matmul.defvjp(_matmul_fwd, _matmul_bwd)
 
 
-def _dot_general(lhs, rhs, dimension_numbers, precision=None, preferred_element_type=None):
-    """``lax.dot_general`` for flax's Dense, routing its one case (x [..., n] · w [n, m]) to ``matmul``."""
-    (lhs_contract, rhs_contract), batch = dimension_numbers
-    if rhs.ndim == 2 and tuple(lhs_contract) == (lhs.ndim - 1,) and tuple(rhs_contract) == (0,) \
-            and batch == ((), ()) and precision is None and preferred_element_type is None:
-        return matmul(lhs, rhs)
-    return jax.lax.dot_general(lhs, rhs, dimension_numbers, precision, preferred_element_type)
+@jax.custom_vjp
+def matmul_given_transpose(x, x_t, w):
+    """``x @ w`` for x [..., n], given ``x_t`` = x flattened to [B, n] and transposed, [n, B].
+
+    The weight gradient ∂L/∂w = x_t @ g then needs no transpose of x (see :func:`matmul`).
+    ``x_t`` is a copy of x laid out for the backward pass, so it gets no gradient of its own;
+    but it is not stop-gradiented either, so second-order derivatives see the backward pass
+    depend on x through it, as they would through x.
+    """
+    return x @ w
 
 
-# Every dense layer in rlx: flax's Dense with the matmul above.
-Dense = functools.partial(nn.Dense, dot_general=_dot_general)
+def _matmul_given_transpose_fwd(x, x_t, w):
+    return x @ w, (x_t, w)
+
+
+def _matmul_given_transpose_bwd(residuals, g):
+    x_t, w = residuals
+    return g @ w.T, None, x_t @ g.reshape(-1, g.shape[-1])  # None: x_t gets no gradient
+
+
+matmul_given_transpose.defvjp(_matmul_given_transpose_fwd, _matmul_given_transpose_bwd)
+
+# An MLP whose first layer has at most SMALL_INPUT inputs and at least WIDE_LAYER outputs computes
+# that layer's output transposed too (Dense(transposed=True)), for the second layer's weight
+# gradient. Measured (experiments/bench/ab_first_layer_transposed.py): SAC's and TD3's 256×256
+# Pendulum updates; at PPO's 64×64 the transpose is cheap and the extra matmul kernel was not
+# faster. TRANSPOSED_FIRST_LAYER = False (read while tracing) restores the transpose, for A/Bs.
+SMALL_INPUT = 16
+WIDE_LAYER = 128
+TRANSPOSED_FIRST_LAYER = True
+
+
+class Dense(nn.Dense):
+    """flax's Dense (same fields, parameter names and init) on :func:`matmul`.
+
+    Two extras, both for the backward pass of an MLP's second layer (see :class:`MLP`):
+    ``inputs_t`` (the inputs flattened to [B, n] and transposed) makes the weight gradient use it
+    instead of transposing the inputs, and ``transposed=True`` also returns the output laid out
+    that way, computed as Wᵀ xᵀ + b rather than transposed.
+    """
+
+    @nn.compact
+    def __call__(self, inputs, inputs_t=None, *, transposed: bool = False):
+        kernel = self.param("kernel", self.kernel_init, (jnp.shape(inputs)[-1], self.features), self.param_dtype)
+        bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype) if self.use_bias else None
+        inputs, kernel, bias = self.promote_dtype(inputs, kernel, bias, dtype=self.dtype)
+        y = matmul(inputs, kernel) if inputs_t is None else matmul_given_transpose(inputs, inputs_t, kernel)
+        if bias is not None:
+            y = y + bias
+        if not transposed:
+            return y
+        # Its own matmul, not yᵀ: with a narrow input, [m, n] @ [n, B] costs less than
+        # transposing y. Without the barrier XLA folds it back into y (one matmul) read
+        # transposed by the activation's fusion, which is the transpose again.
+        kernel_t, x_t = jax.lax.optimization_barrier((kernel.T, inputs.reshape(-1, inputs.shape[-1]).T))
+        y_t = kernel_t @ x_t
+        if bias is not None:
+            y_t = y_t + bias[:, None]
+        return y, y_t
+
 
 ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu, "elu": nn.elu, "gelu": nn.gelu, "silu": nn.silu}
 
@@ -110,8 +159,15 @@ class MLP(nn.Module):
     def __call__(self, x):
         act = ACTIVATIONS[self.activation]
         x = x.reshape(x.shape[: x.ndim - self.obs_ndim] + (-1,))
-        for width in self.hidden:
-            x = act(Dense(width, kernel_init=orthogonal(np.sqrt(2)), bias_init=nn.initializers.zeros)(x))
+        x_t = None
+        for i, width in enumerate(self.hidden):
+            layer = Dense(width, kernel_init=orthogonal(np.sqrt(2)), bias_init=nn.initializers.zeros)
+            if (i == 0 and len(self.hidden) > 1 and x.shape[-1] <= SMALL_INPUT and width >= WIDE_LAYER
+                    and TRANSPOSED_FIRST_LAYER):
+                y, y_t = layer(x, transposed=True)
+                x, x_t = act(y), act(y_t)
+            else:
+                x, x_t = act(layer(x, x_t)), None
         return x
 
 

@@ -49,6 +49,39 @@ def test_every_dense_layer_uses_the_custom_matmul():
     assert set(params["params"]) == {"MLP_0", "Dense_0"}  # flax names are those of nn.Dense
 
 
+def test_mlp_with_a_transposed_first_layer_has_exact_gradients_of_first_and_second_order(monkeypatch):
+    # A narrow input and wide layers: the first layer also computes its output transposed,
+    # for the second layer's weight gradient (nets.Dense(transposed=True)).
+    hidden = (nets.WIDE_LAYER, nets.WIDE_LAYER)
+    x = jax.random.normal(jax.random.PRNGKey(0), (9, 3))
+    net = nets.ValueNet(hidden)
+    params = net.init(jax.random.PRNGKey(1), x)
+    loss = lambda apply: lambda p: jnp.sum(jnp.sin(apply(p, x)))
+    ours, ref = loss(net.apply), loss(_reference_value_net)
+    # the path is taken: one more matmul in the gradient's program (Wᵀxᵀ) than without it
+    dots = lambda f: str(jax.make_jaxpr(jax.grad(f))(params)).count("dot_general")
+    with_it = dots(ours)
+    monkeypatch.setattr(nets, "TRANSPOSED_FIRST_LAYER", False)
+    assert with_it == dots(ours) + 1
+    monkeypatch.undo()
+    for a, b in zip(jax.tree.leaves(jax.grad(ours)(params)), jax.tree.leaves(jax.grad(ref)(params))):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    grad_norm = lambda f: lambda p: sum(jnp.sum(g ** 2) for g in jax.tree.leaves(jax.grad(f)(p)))
+    for a, b in zip(jax.tree.leaves(jax.grad(grad_norm(ours))(params)),
+                    jax.tree.leaves(jax.grad(grad_norm(ref))(params))):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def _reference_value_net(p, x):
+    """The same network in plain jnp: tanh MLP, scalar head."""
+    h = x
+    mlp = p["params"]["MLP_0"]
+    for i in range(len(mlp)):
+        h = jnp.tanh(h @ mlp[f"Dense_{i}"]["kernel"] + mlp[f"Dense_{i}"]["bias"])
+    head = p["params"]["Dense_0"]
+    return (h @ head["kernel"] + head["bias"])[..., 0]
+
+
 def test_orthogonal_init_is_flax_orthogonal_and_never_a_batched_lapack_call():
     w = nets.orthogonal(2.0)(jax.random.PRNGKey(3), (16, 8))
     np.testing.assert_allclose(w.T @ w, 4.0 * np.eye(8), atol=1e-4)

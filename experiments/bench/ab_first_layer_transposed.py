@@ -1,0 +1,93 @@
+"""A/B of the MLPs' transposed first layer (``rlx.nets.TRANSPOSED_FIRST_LAYER``) on SAC and TD3.
+
+    .venv/bin/python experiments/bench/ab_first_layer_transposed.py             # 9 rounds, ~6 min
+    .venv/bin/python experiments/bench/ab_first_layer_transposed.py --rounds 3 --agents sac
+
+"transposed": an MLP whose first layer has few inputs and a wide output (SAC's and TD3's
+256×256 actor and critics on Pendulum: 3 or 4 inputs) also computes that layer's output
+transposed, as Wᵀxᵀ + b, for the second layer's weight gradient; "transpose": the second
+layer's backward pass transposes the activations instead (what rlx did before). The bench's
+configuration (256×256, batch 256, one update per env step), one XLA device: each variant
+compiles ``--iterations`` learning iterations (past the warm-up) as one program, and the rounds
+run the variants in alternating order in one process. Reports ms per iteration (env step,
+buffer, one update). Writes experiments/results/ab_first_layer_transposed.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+VARIANTS = ("transpose", "transposed")
+
+
+def build(agent_name: str, variant: str, iterations: int):
+    """(program, carry, hp, start, compile_s): ``program(carry, hp, start)`` runs the iterations."""
+    import jax
+    import numpy as np
+
+    from rlx import envs, nets
+    from rlx.agents import sac, td3
+    from rlx.run import make_chunks
+
+    nets.TRANSPOSED_FIRST_LAYER = variant == "transposed"  # read while tracing
+    env, env_params = envs.make("Pendulum-v1")
+    module = {"sac": sac, "td3": td3}[agent_name]
+    config = module.Config(total_timesteps=20_000, hidden=(256, 256), batch_size=256, learning_starts=1000)
+    agent = module.make(config, env, env_params)
+    hp = agent.default_hparams()
+    prog = make_chunks(agent, eval_episodes=0)
+    advance = jax.jit(prog.advance, static_argnums=3)
+    warmup = -(-config.learning_starts // config.train_freq)
+    carry, _ = advance(jax.jit(prog.init)(jax.random.PRNGKey(0), hp), hp, np.int32(0), warmup)
+    t0 = time.perf_counter()
+    program = advance.lower(carry, hp, np.int32(warmup), iterations).compile()
+    compile_s = time.perf_counter() - t0
+    jax.block_until_ready(program(carry, hp, np.int32(warmup)))  # warm-up run
+    nets.TRANSPOSED_FIRST_LAYER = True
+    return program, carry, hp, np.int32(warmup), compile_s
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=9)
+    ap.add_argument("--iterations", type=int, default=2000)
+    ap.add_argument("--agents", default="sac,td3")
+    ap.add_argument("--out", default=os.path.join(ROOT, "experiments", "results", "ab_first_layer_transposed.json"))
+    args = ap.parse_args()
+
+    from rlx.parallel import compile_faster
+    compile_faster()  # as `rlx train` does
+    import jax
+
+    results = {"rounds": args.rounds, "iterations": args.iterations, "loadavg_before": os.getloadavg(),
+               "versions": {"jax": jax.__version__, "python": sys.version.split()[0]}, "agents": {}}
+    for agent_name in args.agents.split(","):
+        programs = {v: build(agent_name, v, args.iterations) for v in VARIANTS}
+        ms = {v: [] for v in VARIANTS}
+        for r in range(args.rounds):
+            for v in (VARIANTS if r % 2 == 0 else VARIANTS[::-1]):
+                program, carry, hp, start, _ = programs[v]
+                t0 = time.perf_counter()
+                jax.block_until_ready(program(carry, hp, start))
+                ms[v].append(1e3 * (time.perf_counter() - t0) / args.iterations)
+        median = {v: statistics.median(ms[v]) for v in VARIANTS}
+        faster = sum(a < b for a, b in zip(ms["transposed"], ms["transpose"]))
+        results["agents"][agent_name] = {
+            "ms_per_iteration": ms, "median_ms_per_iteration": median,
+            "speedup_transposed": median["transpose"] / median["transposed"],
+            "rounds_transposed_faster": faster,
+            "compile_s": {v: programs[v][4] for v in VARIANTS}}
+        print(f"{agent_name}: {median['transpose']:.3f} -> {median['transposed']:.3f} ms per iteration "
+              f"(x{median['transpose'] / median['transposed']:.3f}, faster in {faster}/{args.rounds} rounds)", flush=True)
+    results["loadavg_after"] = os.getloadavg()
+    with open(args.out, "w") as f:
+        json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
