@@ -29,6 +29,23 @@ def test_matmul_gradients_equal_autodiff_of_a_plain_matmul(x_shape, outputs):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("x_shape, w_shape, small", [((4, 4), (4, 64), True), ((2, 8, 64), (64, 64), True),
+                                                     ((4, 64), (64, 2), True), ((17, 4), (4, 64), False),
+                                                     ((4, 4), (4, 65), False)])
+def test_tiny_products_outside_autodiff_are_a_multiply_and_sum_with_the_same_numbers(x_shape, w_shape, small):
+    x = jax.random.normal(jax.random.PRNGKey(0), x_shape)
+    w = jax.random.normal(jax.random.PRNGKey(1), w_shape)
+    np.testing.assert_allclose(jax.jit(nets.matmul)(x, w), x @ w, rtol=1e-5, atol=1e-5)
+    # at most SMALL_ROWS rows and a weight of at most SMALL_WIDTH²: no dot in the program
+    assert ("dot_general" not in str(jax.make_jaxpr(nets.matmul)(x, w))) == small
+    # under vmap the rule sees one example's shape, and the numbers are the same
+    xs, ws = jnp.stack([x, 2 * x]), jnp.stack([w, -w])
+    np.testing.assert_allclose(jax.vmap(nets.matmul)(xs, ws), jax.vmap(jnp.matmul)(xs, ws), rtol=1e-5, atol=1e-5)
+    # gradients take the custom backward pass whatever the size
+    g = jax.grad(lambda w: jnp.sum(jnp.tanh(nets.matmul(x, w))))(w)
+    np.testing.assert_allclose(g, jax.grad(lambda w: jnp.sum(jnp.tanh(x @ w)))(w), rtol=1e-5, atol=1e-5)
+
+
 def test_matmul_gradients_under_vmap_and_second_order():
     x = jax.random.normal(jax.random.PRNGKey(1), (4, 6, 3))  # 4 runs of a batch of 6
     w = jax.random.normal(jax.random.PRNGKey(2), (4, 3, 2))
