@@ -15,11 +15,12 @@ buffer, one update). Writes experiments/results/ab_first_layer_transposed.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
 import time
+
+import ab_rounds  # beside this script
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VARIANTS = ("transpose", "transposed")
@@ -84,9 +85,7 @@ def main():
             "compile_s": {v: programs[v][4] for v in VARIANTS}}
         print(f"{agent_name}: {median['transpose']:.3f} -> {median['transposed']:.3f} ms per iteration "
               f"(x{median['transpose'] / median['transposed']:.3f}, faster in {faster}/{args.rounds} rounds)", flush=True)
-    results["loadavg_after"] = os.getloadavg()
-    with open(args.out, "w") as f:
-        json.dump(results, f, indent=2)
+    ab_rounds.write_results(results, args.out)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,13 @@ def interleaved(script: str, variants, settings, rounds: int) -> list[dict]:
     return rows
 
 
+def write_results(results: dict, path: str) -> None:
+    """Stamp the load average after the runs on ``results`` and write it as JSON."""
+    results["loadavg_after"] = os.getloadavg()
+    with open(path, "w") as f:
+        json.dump(results, f, indent=2)
+
+
 def compile_ppo_cartpole_one_seed(total_timesteps: int, eval_episodes: int):
     """The PPO CartPole bench program (bench_ppo.py's config) for one seed, laid out as
     ``rlx train ppo --seeds 1`` lays it out (``rlx.parallel.shard_runs``) and compiled.

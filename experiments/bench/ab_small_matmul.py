@@ -22,6 +22,8 @@ import subprocess
 import sys
 import time
 
+import ab_rounds  # beside this script
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VARIANTS = ("dot", "multiply_sum")
 MODES = {"spread_1_seed": (1, True), "one_device_1_seed": (1, False), "spread_8_seeds": (8, True)}
@@ -95,9 +97,7 @@ def main():
         print(f"{mode}: {m['dot']:,.0f} -> {m['multiply_sum']:,.0f} env-steps/s (x{res['speedup_multiply_sum']:.3f}, "
               f"faster in {res['rounds_multiply_sum_faster']}/{args.rounds}; compile {res['compile_s']['dot']:.2f} -> "
               f"{res['compile_s']['multiply_sum']:.2f} s; same returns: {res['same_final_returns']})", flush=True)
-    results["loadavg_after"] = os.getloadavg()
-    with open(args.out, "w") as f:
-        json.dump(results, f, indent=2)
+    ab_rounds.write_results(results, args.out)
 
 
 if __name__ == "__main__":
