@@ -90,16 +90,16 @@ matmul_given_transpose.defvjp(_matmul_given_transpose_fwd, _matmul_given_transpo
 
 # An MLP whose first layer has at most SMALL_INPUT inputs and at least WIDE_LAYER outputs computes
 # that layer's output transposed too (Dense(transposed=True)), for the second layer's weight
-# gradient. Measured (experiments/bench/ab_first_layer_transposed.py): SAC's and TD3's 256×256
-# Pendulum updates; at PPO's 64×64 the transpose is cheap and the extra matmul kernel was not
-# faster. TRANSPOSED_FIRST_LAYER = False (read while tracing) restores the transpose, for A/Bs.
+# gradient. Measured (experiments/bench/ab_first_layer_transposed.py, 256×256 Pendulum updates):
+# TD3 ×1.10, SAC ×1.00; at PPO's 64×64 the transpose is cheap and the extra matmul kernel was
+# not faster. TRANSPOSED_FIRST_LAYER = False (read while tracing) restores the transpose, for A/Bs.
 SMALL_INPUT = 16
 WIDE_LAYER = 128
 TRANSPOSED_FIRST_LAYER = True
 
 
 class Dense(nn.Dense):
-    """flax's Dense (same fields, parameter names and init) on :func:`matmul`.
+    """flax's Dense (same parameter names and init) on :func:`matmul`; a given ``precision`` uses flax's dot.
 
     Two extras, both for the backward pass of an MLP's second layer (see :class:`MLP`):
     ``inputs_t`` (the inputs flattened to [B, n] and transposed) makes the weight gradient use it
@@ -112,7 +112,12 @@ class Dense(nn.Dense):
         kernel = self.param("kernel", self.kernel_init, (jnp.shape(inputs)[-1], self.features), self.param_dtype)
         bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype) if self.use_bias else None
         inputs, kernel, bias = self.promote_dtype(inputs, kernel, bias, dtype=self.dtype)
-        y = matmul(inputs, kernel) if inputs_t is None else matmul_given_transpose(inputs, inputs_t, kernel)
+        if self.precision is not None:  # an explicit matmul precision: flax's own dot, as asked
+            y = jax.lax.dot_general(inputs, kernel, (((inputs.ndim - 1,), (0,)), ((), ())), precision=self.precision)
+        elif inputs_t is None:
+            y = matmul(inputs, kernel)
+        else:
+            y = matmul_given_transpose(inputs, inputs_t, kernel)
         if bias is not None:
             y = y + bias
         if not transposed:

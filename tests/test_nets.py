@@ -99,6 +99,15 @@ def _reference_value_net(p, x):
     return (h @ head["kernel"] + head["bias"])[..., 0]
 
 
+def test_dense_with_an_explicit_precision_is_flax_dense():
+    x = jax.random.normal(jax.random.PRNGKey(0), (5, 3))
+    ours = nets.Dense(4, precision=jax.lax.Precision.HIGHEST)
+    params = ours.init(jax.random.PRNGKey(1), x)
+    reference = nn.Dense(4, precision=jax.lax.Precision.HIGHEST)
+    np.testing.assert_allclose(ours.apply(params, x), reference.apply(params, x), rtol=1e-6)
+    assert "custom_vjp_call" not in str(jax.make_jaxpr(lambda p: ours.apply(p, x))(params))
+
+
 def test_orthogonal_init_is_flax_orthogonal_and_never_a_batched_lapack_call():
     w = nets.orthogonal(2.0)(jax.random.PRNGKey(3), (16, 8))
     np.testing.assert_allclose(w.T @ w, 4.0 * np.eye(8), atol=1e-4)
