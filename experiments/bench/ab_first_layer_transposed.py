@@ -69,13 +69,9 @@ def main():
                "versions": {"jax": jax.__version__, "python": sys.version.split()[0]}, "agents": {}}
     for agent_name in args.agents.split(","):
         programs = {v: build(agent_name, v, args.iterations) for v in VARIANTS}
-        ms = {v: [] for v in VARIANTS}
-        for r in range(args.rounds):
-            for v in (VARIANTS if r % 2 == 0 else VARIANTS[::-1]):
-                program, carry, hp, start, _ = programs[v]
-                t0 = time.perf_counter()
-                jax.block_until_ready(program(carry, hp, start))
-                ms[v].append(1e3 * (time.perf_counter() - t0) / args.iterations)
+        run = lambda v: jax.block_until_ready(programs[v][0](*programs[v][1:4]))
+        seconds = ab_rounds.alternating(VARIANTS, args.rounds, run)
+        ms = {v: [1e3 * t / args.iterations for t in seconds[v]] for v in VARIANTS}
         median = {v: statistics.median(ms[v]) for v in VARIANTS}
         faster = sum(a < b for a, b in zip(ms["transposed"], ms["transpose"]))
         results["agents"][agent_name] = {

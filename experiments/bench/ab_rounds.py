@@ -28,6 +28,20 @@ def interleaved(script: str, variants, settings, rounds: int) -> list[dict]:
     return rows
 
 
+def alternating(variants, rounds: int, run) -> dict:
+    """``{variant: [seconds per round]}``: ``run(variant)`` timed once per round, in one process,
+    the variants in alternating order (no order bias)."""
+    import time
+
+    seconds = {v: [] for v in variants}
+    for r in range(rounds):
+        for v in (variants if r % 2 == 0 else variants[::-1]):
+            t0 = time.perf_counter()
+            run(v)
+            seconds[v].append(time.perf_counter() - t0)
+    return seconds
+
+
 def write_results(results: dict, path: str) -> None:
     """Stamp the load average after the runs on ``results`` and write it as JSON."""
     results["loadavg_after"] = os.getloadavg()

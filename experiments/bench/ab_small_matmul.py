@@ -59,14 +59,15 @@ def measure(mode: str, rounds: int) -> dict:
         jax.block_until_ready(call(keys, hp))  # warm-up run
     nets.SMALL_MATMUL = True
     env_steps = seeds * agent.num_iterations * agent.steps_per_iteration
-    rates, finals = {v: [] for v in VARIANTS}, {}
-    for r in range(rounds):
-        for variant in (VARIANTS if r % 2 == 0 else VARIANTS[::-1]):
-            call, keys, hp, _ = programs[variant]
-            t0 = time.perf_counter()
-            _, metrics = call(keys, hp)
-            finals[variant] = np.asarray(jax.block_until_ready(metrics["eval/return"]))[:, -1].tolist()
-            rates[variant].append(env_steps / (time.perf_counter() - t0))
+    finals = {}
+
+    def run(variant):
+        call, keys, hp, _ = programs[variant]
+        _, metrics = call(keys, hp)
+        finals[variant] = np.asarray(jax.block_until_ready(metrics["eval/return"]))[:, -1].tolist()
+
+    seconds = ab_rounds.alternating(VARIANTS, rounds, run)
+    rates = {v: [env_steps / t for t in seconds[v]] for v in VARIANTS}
     median = {v: statistics.median(rates[v]) for v in VARIANTS}
     return {"seeds": seeds, "devices": [str(d) for d in devices], "env_steps_per_s": rates,
             "median_env_steps_per_s": median, "speedup_multiply_sum": median["multiply_sum"] / median["dot"],
