@@ -317,16 +317,9 @@ def make(config: SACConfig, env, env_params, objective: str | Callable = "sac") 
         env_state, obs, buf, ret_sum, count = rollout(train_env, act_fn, state, ep, config.train_freq, k_roll)
         state = state.replace(env_state=env_state, obs=obs, buffer=buf)
 
-        def learn(state):
-            state, metrics = jax.lax.scan(lambda s, k: gradient_step(s, hp, k), state,
-                                          jax.random.split(k_learn, config.gradient_steps))
-            return state, jax.tree.map(jnp.mean, metrics)
-
-        def skip(state):
-            # The iteration counter is not per-run data, so under vmap this stays a real branch.
-            return state, {k: jnp.float32(0.0) for k in METRICS}
-
-        state, metrics = jax.lax.cond(warm, skip, learn, state)
+        state, sums = critics.learn_unless(warm, lambda s, k: gradient_step(s, hp, k), state,
+                                           jax.random.split(k_learn, config.gradient_steps), METRICS)
+        metrics = {k: v / config.gradient_steps for k, v in sums.items()}
         metrics["episode_return"] = jnp.where(count > 0, ret_sum / jnp.maximum(count, 1), jnp.nan)
         metrics["episodes"] = count
         return state.replace(key=key, iteration=state.iteration + 1), metrics

@@ -215,23 +215,15 @@ def make(config: TD3Config, env, env_params, objective: Any = None) -> Agent:
         env_state, obs, buf, ret_sum, count = rollout(train_env, act_fn, state, ep, config.train_freq, k_roll)
         state = state.replace(env_state=env_state, obs=obs, buffer=buf)
 
-        def learn(state):
-            # Learning steps done before this iteration, from the (shared) iteration index.
-            first = (iteration - warmup_iterations) * config.gradient_steps
-            counts = first + 1 + jnp.arange(config.gradient_steps)
-            state, metrics = jax.lax.scan(lambda s, kc: gradient_step(s, hp, *kc), state,
-                                          (jax.random.split(k_learn, config.gradient_steps), counts))
-            n_actor = metrics["actor_updates"].sum()
-            metrics = jax.tree.map(jnp.mean, metrics)
-            # loss/actor: mean over the steps that updated the actor (0 if none did this iteration).
-            metrics["loss/actor"] = metrics["loss/actor"] * config.gradient_steps / jnp.maximum(n_actor, 1.0)
-            metrics["actor_updates"] = n_actor
-            return state, metrics
-
-        def skip(state):
-            return state, {k: jnp.float32(0.0) for k in METRICS}
-
-        state, metrics = jax.lax.cond(warm, skip, learn, state)
+        # Learning steps done before this iteration, from the (shared) iteration index.
+        first = (iteration - warmup_iterations) * config.gradient_steps
+        counts = first + 1 + jnp.arange(config.gradient_steps)
+        state, sums = critics.learn_unless(warm, lambda s, kc: gradient_step(s, hp, *kc), state,
+                                           (jax.random.split(k_learn, config.gradient_steps), counts), METRICS)
+        metrics = {k: v / config.gradient_steps for k, v in sums.items()}
+        # loss/actor: mean over the steps that updated the actor (0 if none did this iteration).
+        metrics["loss/actor"] = sums["loss/actor"] / jnp.maximum(sums["actor_updates"], 1.0)
+        metrics["actor_updates"] = sums["actor_updates"]
         metrics["episode_return"] = jnp.where(count > 0, ret_sum / jnp.maximum(count, 1), jnp.nan)
         metrics["episodes"] = count
         return state.replace(key=key, iteration=state.iteration + 1), metrics

@@ -18,7 +18,6 @@ import argparse
 import os
 import statistics
 import sys
-import time
 
 import ab_rounds  # beside this script
 
@@ -27,30 +26,14 @@ VARIANTS = ("transpose", "transposed")
 
 
 def build(agent_name: str, variant: str, iterations: int):
-    """(program, carry, hp, start, compile_s): ``program(carry, hp, start)`` runs the iterations."""
-    import jax
-    import numpy as np
-
-    from rlx import envs, nets
-    from rlx.agents import sac, td3
-    from rlx.run import make_chunks
+    """(program, args, compile_s) of ``variant``: ``program(*args)`` runs the iterations."""
+    from rlx import nets
 
     nets.TRANSPOSED_FIRST_LAYER = variant == "transposed"  # read while tracing
-    env, env_params = envs.make("Pendulum-v1")
-    module = {"sac": sac, "td3": td3}[agent_name]
-    config = module.Config(total_timesteps=20_000, hidden=(256, 256), batch_size=256, learning_starts=1000)
-    agent = module.make(config, env, env_params)
-    hp = agent.default_hparams()
-    prog = make_chunks(agent, eval_episodes=0)
-    advance = jax.jit(prog.advance, static_argnums=3)
-    warmup = -(-config.learning_starts // config.train_freq)
-    carry, _ = advance(jax.jit(prog.init)(jax.random.PRNGKey(0), hp), hp, np.int32(0), warmup)
-    t0 = time.perf_counter()
-    program = advance.lower(carry, hp, np.int32(warmup), iterations).compile()
-    compile_s = time.perf_counter() - t0
-    jax.block_until_ready(program(carry, hp, np.int32(warmup)))  # warm-up run
-    nets.TRANSPOSED_FIRST_LAYER = True
-    return program, carry, hp, np.int32(warmup), compile_s
+    try:
+        return ab_rounds.compile_offpolicy_pendulum(agent_name, iterations)
+    finally:
+        nets.TRANSPOSED_FIRST_LAYER = True
 
 
 def main():
@@ -69,7 +52,7 @@ def main():
                "versions": {"jax": jax.__version__, "python": sys.version.split()[0]}, "agents": {}}
     for agent_name in args.agents.split(","):
         programs = {v: build(agent_name, v, args.iterations) for v in VARIANTS}
-        run = lambda v: jax.block_until_ready(programs[v][0](*programs[v][1:4]))
+        run = lambda v: jax.block_until_ready(programs[v][0](*programs[v][1]))
         seconds = ab_rounds.alternating(VARIANTS, args.rounds, run)
         ms = {v: [1e3 * t / args.iterations for t in seconds[v]] for v in VARIANTS}
         median = {v: statistics.median(ms[v]) for v in VARIANTS}
@@ -78,7 +61,7 @@ def main():
             "ms_per_iteration": ms, "median_ms_per_iteration": median,
             "speedup_transposed": median["transpose"] / median["transposed"],
             "rounds_transposed_faster": faster,
-            "compile_s": {v: programs[v][4] for v in VARIANTS}}
+            "compile_s": {v: programs[v][2] for v in VARIANTS}}
         print(f"{agent_name}: {median['transpose']:.3f} -> {median['transposed']:.3f} ms per iteration "
               f"(x{median['transpose'] / median['transposed']:.3f}, faster in {faster}/{args.rounds} rounds)", flush=True)
     ab_rounds.write_results(results, args.out)

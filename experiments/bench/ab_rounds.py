@@ -76,3 +76,36 @@ def compile_ppo_cartpole_one_seed(total_timesteps: int, eval_episodes: int):
     call, devices = shard_runs(train, 1, parts=agent.parts)
     call.compile(*args)
     return agent, call, args, devices, time.perf_counter() - t0
+
+
+def compile_offpolicy_pendulum(agent_name: str, iterations: int):
+    """The SAC or TD3 Pendulum bench configuration (256×256, batch 256, one update per env step)
+    on one XLA device: ``iterations`` learning iterations past the warm-up, compiled as one program.
+
+    Returns ``(program, args, compile_s)``; ``program(*args)`` runs them. Module-level switches
+    read while tracing (``rlx.nets``, ``rlx.critics``) take effect if set before the call.
+    """
+    import time
+
+    import jax
+    import numpy as np
+
+    from rlx import envs
+    from rlx.agents import sac, td3
+    from rlx.run import make_chunks
+
+    env, env_params = envs.make("Pendulum-v1")
+    module = {"sac": sac, "td3": td3}[agent_name]
+    config = module.Config(total_timesteps=20_000, hidden=(256, 256), batch_size=256, learning_starts=1000)
+    agent = module.make(config, env, env_params)
+    hp = agent.default_hparams()
+    prog = make_chunks(agent, eval_episodes=0)
+    advance = jax.jit(prog.advance, static_argnums=3)
+    warmup = -(-config.learning_starts // config.train_freq)
+    carry, _ = advance(jax.jit(prog.init)(jax.random.PRNGKey(0), hp), hp, np.int32(0), warmup)
+    t0 = time.perf_counter()
+    program = advance.lower(carry, hp, np.int32(warmup), iterations).compile()
+    compile_s = time.perf_counter() - t0
+    args = (carry, hp, np.int32(warmup))
+    jax.block_until_ready(program(*args))  # warm-up run
+    return program, args, compile_s
