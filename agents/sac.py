@@ -292,7 +292,10 @@ def make(config: SACConfig, env, env_params, objective: str | Callable = "sac") 
         grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params, state.target_critic, state.old_actor, hp, b,
                                                          k_loss)
         updates, opt_state = adam.update(grads, state.opt_state)
-        lrs = {"actor": hp.actor_lr, "critic": hp.critic_lr, "log_alpha": hp.alpha_lr * hp.autotune}
+        # Every parameter write waits for every gradient, so the weights are updated in place.
+        after = critics.zero_after(grads)
+        lrs = {"actor": hp.actor_lr + after, "critic": hp.critic_lr + after,
+               "log_alpha": hp.alpha_lr * hp.autotune + after}
         params = {k: jax.tree.map(lambda p, u: p - lrs[k] * u, state.params[k], updates[k]) for k in state.params}
         target = critics.polyak(state.target_critic, params["critic"], hp.tau)
         grad_steps = state.grad_steps + 1

@@ -176,14 +176,17 @@ def make(config: TD3Config, env, env_params, objective: Any = None) -> Agent:
         (loss_q, q), g_critic = jax.value_and_grad(critic_loss_of, has_aux=True)(
             state.params["critic"], state.target, hp, b, k_noise)
         upd, opt_critic = adam.update(g_critic, state.opt_state["critic"])
-        critic_params = jax.tree.map(lambda p, u: p - hp.critic_lr * u, state.params["critic"], upd)
+        # Every critic write waits for every critic gradient, so the weights are updated in place.
+        lr = hp.critic_lr + critics.zero_after(g_critic)
+        critic_params = jax.tree.map(lambda p, u: p - lr * u, state.params["critic"], upd)
         grad_steps = state.grad_steps + 1 if grad_steps is None else grad_steps
 
         def delayed(_):
             # The actor learns against the freshly updated critic; then both targets move.
             loss_pi, g = jax.value_and_grad(actor_loss_of)(state.params["actor"], critic_params, b)
             upd, opt_actor = adam.update(g, state.opt_state["actor"])
-            actor_params = jax.tree.map(lambda p, u: p - hp.actor_lr * u, state.params["actor"], upd)
+            lr = hp.actor_lr + critics.zero_after(g)
+            actor_params = jax.tree.map(lambda p, u: p - lr * u, state.params["actor"], upd)
             params = {"actor": actor_params, "critic": critic_params}
             return params, opt_actor, critics.polyak(state.target, params, hp.tau), loss_pi
 

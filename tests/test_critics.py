@@ -44,3 +44,15 @@ def test_learn_unless_with_per_run_skips_under_vmap():
 def test_polyak_moves_the_target_by_tau():
     target, online = {"a": jnp.array([0.0, 10.0])}, {"a": jnp.array([10.0, 10.0])}
     np.testing.assert_allclose(critics.polyak(target, online, 0.1)["a"], [1.0, 10.0])
+
+
+def test_zero_after_is_zero_and_depends_on_every_leaf(monkeypatch):
+    tree = {"a": jnp.ones((3, 2)), "b": [jnp.full(4, 2.0), jnp.float32(5.0)]}
+    assert float(critics.zero_after(tree)) == 0.0
+    # a data dependency on each leaf: a NaN at the element it reads, in any leaf, comes through
+    for poisoned in (dict(tree, a=tree["a"].at[0, 0].set(jnp.nan)),
+                     dict(tree, b=[tree["b"][0].at[0].set(jnp.nan), tree["b"][1]]),
+                     dict(tree, b=[tree["b"][0], jnp.float32(jnp.nan)])):
+        assert np.isnan(critics.zero_after(poisoned))
+    monkeypatch.setattr(critics, "ORDERED_WRITES", False)  # the A/B switch: a constant
+    assert float(critics.zero_after(dict(tree, a=tree["a"].at[0, 0].set(jnp.nan)))) == 0.0
