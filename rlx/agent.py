@@ -37,9 +37,9 @@ class Agent:
       eval_env: the env stack a policy is evaluated in (raw observations, action wrappers).
       update_at: optional ``(state, hp, iteration) -> (state, metrics)``: ``update`` told the
         iteration index, a scalar shared by every run of a batch (the run loop's counter). Under
-        ``vmap`` a counter kept in the state is per-run data, so a ``lax.cond`` on it (warm-up,
-        delayed actor updates) turns into a select that computes both branches; on the shared
-        index it stays a real branch. ``update_at(s, hp, s.iteration)`` equals ``update(s, hp)``.
+        ``vmap`` a counter kept in the state is per-run data, so a branch on it (the warm-up's
+        loop of zero trips, a delayed actor update's ``lax.cond``) turns into masked work that is
+        computed anyway; on the shared index it stays a real branch. ``update_at(s, hp, s.iteration)`` equals ``update(s, hp)``.
       parts: how many devices one run can keep busy: the independent parts its update hands to
         :func:`rlx.parallel.spread` (PPO's actor and critic: 2). A single run is spread over that
         many devices when there are more than one (``rlx train`` makes one per CPU core).
