@@ -174,7 +174,9 @@ def make(config: IQLConfig, dataset: data.Dataset, env, env_params, value_loss: 
         grads, metrics = jax.grad(losses, has_aux=True)(params, target_critic, hp, batch, progress)
         updates, opt_state = adam.update(grads, opt_state)
         actor_lr = hp.lr * 0.5 * (1.0 + jnp.cos(jnp.pi * progress))
-        lrs = {"actor": actor_lr, "critic": hp.lr, "value": hp.lr}
+        # Every parameter write waits for every gradient, so the weights are updated in place.
+        after = critics.zero_after(grads)
+        lrs = {"actor": actor_lr + after, "critic": hp.lr + after, "value": hp.lr + after}
         params = {k: jax.tree.map(lambda p, u: p + lrs[k] * u, params[k], updates[k]) for k in params}
         target_critic = critics.polyak(target_critic, params["critic"], hp.polyak)
         return (params, target_critic, opt_state, step + 1, hp), metrics

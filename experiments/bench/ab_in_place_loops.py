@@ -2,6 +2,8 @@
 
     .venv/bin/python experiments/bench/ab_in_place_loops.py             # 9 rounds, ~6 min
     .venv/bin/python experiments/bench/ab_in_place_loops.py --rounds 3 --agents sac
+    .venv/bin/python experiments/bench/ab_in_place_loops.py --agents iql --variants loop,loop_ordered \
+        --out experiments/results/ab_ordered_writes_iql.json        # IQL: ms per gradient step
 
 "cond": the learning phase, skipped during warm-up, is a ``lax.cond`` whose results XLA copies
 out every iteration (what rlx did before); "loop": it is a while loop of gradient_steps trips or
@@ -34,9 +36,37 @@ def build(agent_name: str, variant: str, iterations: int):
     critics.IN_PLACE_LOOPS = variant != "cond"  # read while tracing
     critics.ORDERED_WRITES = variant == "loop_ordered"
     try:
+        if agent_name == "iql":
+            return compile_iql(iterations)
         return ab_rounds.compile_offpolicy_pendulum(agent_name, iterations)
     finally:
         critics.IN_PLACE_LOOPS = critics.ORDERED_WRITES = True
+
+
+def compile_iql(steps: int):
+    """IQL, 256×256, batch 256, on 200k synthetic hopper-shaped transitions (the IQL bench's data,
+    smaller): ``steps`` gradient steps as one compiled ``update``. IQL has no warm-up, so "cond"
+    and "loop" are the same program; only "loop_ordered" differs."""
+    import time
+
+    import jax
+
+    import iql_common  # beside this script
+    from rlx import data, envs
+    from rlx.agents import iql
+
+    arrays = iql_common.hopper_like(200_000, seed=0)
+    ds = data.from_arrays(**arrays, metadata=data.Metadata(env_id="brax:hopper", source="synthetic: hopper_like"))
+    env, env_params = envs.make("brax:hopper")
+    config = iql.IQLConfig(total_steps=100 * steps, steps_per_iteration=steps, batch_size=256, hidden=(256, 256))
+    agent = iql.make(config, ds, env, env_params)
+    hp = agent.default_hparams()
+    state = jax.jit(agent.init)(jax.random.PRNGKey(0), hp)
+    t0 = time.perf_counter()
+    program = jax.jit(agent.update).lower(state, hp).compile()
+    compile_s = time.perf_counter() - t0
+    jax.block_until_ready(program(state, hp))  # warm-up run
+    return program, (state, hp), compile_s
 
 
 def main():
@@ -61,7 +91,8 @@ def main():
         ends = {}
         for v in variants:
             program, program_args, _ = build(agent_name, v, 20)
-            ends[v] = [np.asarray(x) for x in jax.tree.leaves(program(*program_args)[0]["state"].params)]
+            end = program(*program_args)[0]
+            ends[v] = [np.asarray(x) for x in jax.tree.leaves((end["state"] if isinstance(end, dict) else end).params)]
         diff = max(float(np.abs(a - b).max()) for v in variants for a, b in zip(ends[variants[0]], ends[v]))
         run = lambda v: jax.block_until_ready(programs[v][0](*programs[v][1]))
         seconds = ab_rounds.alternating(variants, args.rounds, run)
