@@ -39,7 +39,8 @@ class Agent:
         iteration index, a scalar shared by every run of a batch (the run loop's counter). Under
         ``vmap`` a counter kept in the state is per-run data, so a branch on it (the warm-up's
         loop of zero trips, a delayed actor update's ``lax.cond``) turns into masked work that is
-        computed anyway; on the shared index it stays a real branch. ``update_at(s, hp, s.iteration)`` equals ``update(s, hp)``.
+        computed anyway; on the shared index it stays a real branch.
+        ``update_at(s, hp, s.iteration)`` equals ``update(s, hp)``.
       parts: how many devices one run can keep busy: the independent parts its update hands to
         :func:`rlx.parallel.spread` (PPO's actor and critic: 2). A single run is spread over that
         many devices when there are more than one (``rlx train`` makes one per CPU core).

@@ -8,6 +8,9 @@ single batched matmul instead of two separate ones.
     params = q.init(key, obs, action)
     values = q.apply(params, obs, action)          # [num, B]
     target = polyak(target, params, tau=0.005)     # θ̄ ← θ̄ + τ (θ − θ̄)
+
+It also holds what keeps the learners' updates in place: ``learn_unless`` (the learning phase, skipped during
+warm-up, as a loop) and ``zero_after`` (every parameter write after every gradient).
 """
 from __future__ import annotations
 
@@ -57,9 +60,6 @@ def polyak(target, online, tau):
     return jax.tree.map(lambda t, o: t + tau * (o - t), target, online)
 
 
-
-
-
 # Switches for experiments/bench/ab_in_place_loops.py. False: learn_unless branches with
 # lax.cond; zero_after is a constant 0 (no ordering).
 IN_PLACE_LOOPS = True
@@ -78,8 +78,7 @@ def zero_after(tree):
     such copies, gains too. Measured (ab_in_place_loops.py, 9 rounds, "loop_ordered" against
     "cond"): SAC ×1.171 (9 of 9 rounds; ×1.035 without the ordering), TD3 ×1.040 (7 of 9);
     IQL, against no ordering, ×1.052 (9 of 9; ab_ordered_writes_iql.json), the same numbers
-    bitwise. The other offline agents do not use it yet (not measured).
-    The multiply is not folded away (0 × NaN is NaN), so a NaN gradient anywhere reaches every
+    bitwise. The other offline agents do not use it yet (not measured). The multiply is not folded away (0 × NaN is NaN), so a NaN gradient anywhere reaches every
     parameter; training is lost then anyway.
     """
     if not ORDERED_WRITES:
@@ -97,9 +96,11 @@ def learn_unless(skip, step, state, xs, metric_names):
     target network out of the cond on every iteration, learning or not (seven copies of
     256×256-class arrays in the SAC bench), where a while loop updates its carry in place.
     Measured (experiments/bench/ab_in_place_loops.py, 9 rounds, "loop" against "cond"): SAC
-    ×1.035 (faster in 8 of 9 rounds), TD3 ×1.020 (5 of 9). Not a rule for every cond: TD3's delayed actor update written as a
-    loop of one trip or none ran about 7% slower in an ad-hoc 5-round A/B, so it stays a cond. Under ``vmap`` a per-run ``skip`` makes vmap run the steps for every run and keep the
-    results where they are due (as it does with a cond); a shared one stays a real branch.
+    ×1.035 (faster in 8 of 9 rounds), TD3 ×1.020 (5 of 9). Not a rule for every cond: TD3's
+    delayed actor update written as a loop of one trip or none ran about 7% slower in an ad-hoc
+    5-round A/B, so it stays a cond. Under ``vmap`` a per-run ``skip`` makes vmap run the steps
+    for every run and keep the results where they are due (as it does with a cond); a shared
+    one stays a real branch.
     """
     num_steps = jax.tree.leaves(xs)[0].shape[0]
 
