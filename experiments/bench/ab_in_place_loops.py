@@ -1,4 +1,4 @@
-"""A/B/C of the off-policy learners' in-place updates (``rlx.critics``' switches) on SAC and TD3.
+"""A/B/C of the learners' in-place updates (``rlx.critics``' switches) on SAC, TD3 and IQL.
 
     .venv/bin/python experiments/bench/ab_in_place_loops.py             # 9 rounds, ~6 min
     .venv/bin/python experiments/bench/ab_in_place_loops.py --rounds 3 --agents sac
@@ -8,11 +8,12 @@
 "cond": the learning phase, skipped during warm-up, is a ``lax.cond`` whose results XLA copies
 out every iteration (what rlx did before); "loop": it is a while loop of gradient_steps trips or
 none (``critics.learn_unless``), which updates parameters, Adam moments and targets in place;
-"loop_ordered": also every parameter write waits for every gradient (``critics.zero_after``). The bench's configuration
-(256×256, batch 256, one update per env step), one XLA device: each variant compiles
-``--iterations`` learning iterations (past the warm-up) as one program, and the rounds run the
-variants in alternating order in one process. Reports ms per iteration (env step, buffer, one
-update), and how far apart the two variants' parameters are after 20 learning iterations: XLA
+"loop_ordered": also every parameter write waits for every gradient (``critics.zero_after``).
+The bench's configuration (256×256, batch 256, one update per env step), one XLA device: each
+variant compiles ``--iterations`` learning iterations (past the warm-up) as one program, and the
+rounds run the variants in alternating order in one process. Reports ms per iteration (env step,
+buffer, one update; IQL: one gradient step), and how far apart the variants' parameters are after
+20 learning iterations: XLA
 fuses the two programs differently, so they round differently (about 1e-8 here), and training
 amplifies that over longer runs. Writes experiments/results/ab_in_place_loops.json.
 """
